@@ -1,0 +1,324 @@
+//! `ApiError`: every way a request can fail, and the one exhaustive mapping from it to an HTTP
+//! status, headers and the Laravel-shaped JSON body that AIPIX clients parse (SPEC §2).
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use bytes::Bytes;
+use http::{header, HeaderValue, Response, StatusCode};
+use http_body_util::Full;
+use serde_json::{json, Value};
+
+/// The body type of every response vmsd writes.
+pub type Body = Full<Bytes>;
+
+/// Field name → messages, in Laravel's `errors` shape. A `BTreeMap` keeps the output stable.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct FieldErrors(BTreeMap<String, Vec<String>>);
+
+impl FieldErrors {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn add(&mut self, field: impl Into<String>, message: impl Into<String>) {
+        self.0.entry(field.into()).or_default().push(message.into());
+    }
+
+    pub fn single(field: impl Into<String>, message: impl Into<String>) -> Self {
+        let mut errors = Self::new();
+        errors.add(field, message);
+        errors
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn has(&self, field: &str) -> bool {
+        self.0.contains_key(field)
+    }
+
+    pub fn messages(&self, field: &str) -> &[String] {
+        self.0.get(field).map(Vec::as_slice).unwrap_or(&[])
+    }
+
+    /// `Ok(())` when nothing failed, so validators can end with `errors.into_result()?`.
+    pub fn into_result(self) -> Result<(), ApiError> {
+        if self.is_empty() {
+            Ok(())
+        } else {
+            Err(ApiError::Validation(self))
+        }
+    }
+
+    fn to_json(&self) -> Value {
+        json!(self.0)
+    }
+}
+
+#[derive(Debug)]
+pub enum ApiError {
+    /// 401: no, invalid, expired or revoked token, or an account that may not use it any more.
+    Unauthenticated,
+    /// 402: a change would take more analytics licences than a pool has.
+    LicenseExceeded,
+    /// 403: authenticated, but not allowed.
+    Forbidden,
+    /// 404: unknown route or id.
+    NotFound,
+    /// 405: known path, wrong method; carries the methods the path does take.
+    MethodNotAllowed(Vec<http::Method>),
+    /// 413: body over `limits.max_body_bytes`.
+    PayloadTooLarge,
+    /// 415: a body whose Content-Type is not JSON.
+    UnsupportedMediaType,
+    /// 419: the account already has `sessions_limit` sessions; the client picks one to evict.
+    SessionLimit { sessions: Value, limit: usize },
+    /// 422: validation, every failing field at once.
+    Validation(FieldErrors),
+    /// 429: throttled or locked out for `retry_after` seconds.
+    TooManyAttempts { retry_after: u64 },
+    /// 500: a bug or a storage failure. The cause is logged, never sent.
+    Internal(String),
+    /// 503: hashing queue full or shutting down.
+    Unavailable { retry_after: u64 },
+}
+
+impl ApiError {
+    pub fn internal(cause: impl fmt::Display) -> Self {
+        ApiError::Internal(cause.to_string())
+    }
+
+    pub fn field(field: &str, message: impl Into<String>) -> Self {
+        ApiError::Validation(FieldErrors::single(field, message))
+    }
+
+    pub fn status(&self) -> StatusCode {
+        self.parts().0
+    }
+
+    /// The whole mapping, in one `match` so that adding a variant cannot forget a status or body.
+    fn parts(&self) -> (StatusCode, Value, Vec<(header::HeaderName, String)>) {
+        match self {
+            ApiError::Unauthenticated => (
+                StatusCode::UNAUTHORIZED,
+                json!({"message": "Unauthenticated."}),
+                vec![(header::WWW_AUTHENTICATE, "Bearer".to_owned())],
+            ),
+            ApiError::LicenseExceeded => (
+                StatusCode::PAYMENT_REQUIRED,
+                json!({"message": "Exceeded the license limit for the selected analytics case"}),
+                vec![],
+            ),
+            ApiError::Forbidden => (
+                StatusCode::FORBIDDEN,
+                json!({"message": "This action is unauthorized."}),
+                vec![],
+            ),
+            ApiError::NotFound => (
+                StatusCode::NOT_FOUND,
+                json!({"message": "Not Found."}),
+                vec![],
+            ),
+            ApiError::MethodNotAllowed(allowed) => {
+                let allow = allowed
+                    .iter()
+                    .map(http::Method::as_str)
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                (
+                    StatusCode::METHOD_NOT_ALLOWED,
+                    json!({"message": "Method Not Allowed."}),
+                    vec![(header::ALLOW, allow)],
+                )
+            }
+            ApiError::PayloadTooLarge => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                json!({"message": "Payload Too Large."}),
+                vec![],
+            ),
+            ApiError::UnsupportedMediaType => (
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                json!({"message": "Unsupported Media Type."}),
+                vec![],
+            ),
+            ApiError::SessionLimit { sessions, limit } => (
+                // 419 is Laravel's, not IANA's; `from_u16` accepts any 3-digit code.
+                StatusCode::from_u16(419).unwrap_or(StatusCode::CONFLICT),
+                json!({
+                    "message": "The number of sessions has reached the limit. End one of them to log in.",
+                    "sessions": sessions,
+                    "sessions_limit": limit,
+                }),
+                vec![],
+            ),
+            ApiError::Validation(errors) => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                json!({"message": "The given data was invalid.", "errors": errors.to_json()}),
+                vec![],
+            ),
+            ApiError::TooManyAttempts { retry_after } => (
+                StatusCode::TOO_MANY_REQUESTS,
+                json!({"message": "Too Many Attempts."}),
+                vec![(header::RETRY_AFTER, retry_after.max(&1).to_string())],
+            ),
+            ApiError::Internal(_) => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                json!({"message": "Server Error"}),
+                vec![],
+            ),
+            ApiError::Unavailable { retry_after } => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                json!({"message": "Service Unavailable."}),
+                vec![(header::RETRY_AFTER, retry_after.max(&1).to_string())],
+            ),
+        }
+    }
+
+    pub fn into_response(self) -> Response<Body> {
+        if let ApiError::Internal(cause) = &self {
+            tracing::error!(cause = %cause, "request failed with a server error");
+        }
+        let (status, body, headers) = self.parts();
+        let mut response = json_response(status, &body);
+        for (name, value) in headers {
+            if let Ok(value) = HeaderValue::from_str(&value) {
+                response.headers_mut().insert(name, value);
+            }
+        }
+        response
+    }
+}
+
+impl fmt::Display for ApiError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ApiError::Internal(cause) => write!(f, "internal error: {cause}"),
+            other => write!(f, "{}", other.status()),
+        }
+    }
+}
+
+impl std::error::Error for ApiError {}
+
+impl From<crate::store::StoreError> for ApiError {
+    fn from(e: crate::store::StoreError) -> Self {
+        ApiError::Internal(e.to_string())
+    }
+}
+
+/// Serialises `body` as the response; every response is JSON, whatever `Accept` says.
+pub fn json_response(status: StatusCode, body: &Value) -> Response<Body> {
+    let bytes = serde_json::to_vec(body).unwrap_or_else(|_| b"{}".to_vec());
+    let mut response = Response::new(Full::new(Bytes::from(bytes)));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body_util::BodyExt;
+
+    async fn render(e: ApiError) -> (u16, Value, http::HeaderMap) {
+        let response = e.into_response();
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let bytes = response.into_body().collect().await.map(|b| b.to_bytes());
+        let body = serde_json::from_slice(&bytes.unwrap_or_default()).unwrap_or(Value::Null);
+        (status, body, headers)
+    }
+
+    #[tokio::test]
+    async fn every_variant_maps_to_its_status_and_laravel_body() {
+        let cases: Vec<(ApiError, u16, &str)> = vec![
+            (ApiError::Unauthenticated, 401, "Unauthenticated."),
+            (
+                ApiError::LicenseExceeded,
+                402,
+                "Exceeded the license limit for the selected analytics case",
+            ),
+            (ApiError::Forbidden, 403, "This action is unauthorized."),
+            (ApiError::NotFound, 404, "Not Found."),
+            (
+                ApiError::MethodNotAllowed(vec![http::Method::GET]),
+                405,
+                "Method Not Allowed.",
+            ),
+            (ApiError::PayloadTooLarge, 413, "Payload Too Large."),
+            (ApiError::UnsupportedMediaType, 415, "Unsupported Media Type."),
+            (
+                ApiError::Validation(FieldErrors::single("login", "x")),
+                422,
+                "The given data was invalid.",
+            ),
+            (
+                ApiError::TooManyAttempts { retry_after: 30 },
+                429,
+                "Too Many Attempts.",
+            ),
+            (
+                ApiError::Internal("disk on fire".into()),
+                500,
+                "Server Error",
+            ),
+            (
+                ApiError::Unavailable { retry_after: 1 },
+                503,
+                "Service Unavailable.",
+            ),
+        ];
+        for (error, status, message) in cases {
+            let (got_status, body, headers) = render(error).await;
+            assert_eq!(got_status, status);
+            assert_eq!(body["message"], message, "status {status}");
+            assert_eq!(headers[header::CONTENT_TYPE], "application/json");
+        }
+    }
+
+    #[tokio::test]
+    async fn headers_that_clients_rely_on_are_set() {
+        let (_, _, h) = render(ApiError::Unauthenticated).await;
+        assert_eq!(h[header::WWW_AUTHENTICATE], "Bearer");
+        let (_, _, h) = render(ApiError::TooManyAttempts { retry_after: 42 }).await;
+        assert_eq!(h[header::RETRY_AFTER], "42");
+        let (_, _, h) = render(ApiError::Unavailable { retry_after: 0 }).await;
+        assert_eq!(h[header::RETRY_AFTER], "1");
+        let (_, _, h) =
+            render(ApiError::MethodNotAllowed(vec![http::Method::GET, http::Method::PUT])).await;
+        assert_eq!(h[header::ALLOW], "GET, PUT");
+    }
+
+    #[tokio::test]
+    async fn server_error_body_never_carries_the_cause() {
+        let (_, body, _) = render(ApiError::Internal("secret path /var/x".into())).await;
+        assert_eq!(body, json!({"message": "Server Error"}));
+    }
+
+    #[tokio::test]
+    async fn validation_and_session_limit_bodies() {
+        let mut errors = FieldErrors::new();
+        errors.add("password", "a");
+        errors.add("password", "b");
+        errors.add("language", "c");
+        let (_, body, _) = render(ApiError::Validation(errors)).await;
+        assert_eq!(
+            body["errors"],
+            json!({"password": ["a", "b"], "language": ["c"]})
+        );
+        let (status, body, _) = render(ApiError::SessionLimit {
+            sessions: json!([{"id": "x"}]),
+            limit: 3,
+        })
+        .await;
+        assert_eq!(status, 419);
+        assert_eq!(body["sessions_limit"], 3);
+        assert_eq!(body["sessions"][0]["id"], "x");
+        assert!(body["message"].is_string());
+    }
+}

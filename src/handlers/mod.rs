@@ -1,0 +1,179 @@
+//! The API's handlers, one file per area, and what they share: the parsed `Request`, caller
+//! checks (`Request::caller`, `Request::admin`), the paginator envelope, and `dispatch`, which
+//! maps a routed `Endpoint` to its handler.
+
+pub mod current_user;
+pub mod misc;
+pub mod sessions;
+pub mod websocket;
+
+use std::net::SocketAddr;
+
+use bytes::Bytes;
+use http::{HeaderMap, Method, StatusCode};
+use serde_json::{json, Map, Value};
+
+use crate::auth::{self, Caller};
+use crate::error::{json_response, ApiError, Body};
+use crate::router::{Endpoint, Params};
+use crate::validate;
+use crate::App;
+
+pub type Response = http::Response<Body>;
+pub type HandlerResult = Result<Response, ApiError>;
+
+/// A request whose body has been read (within the size and time limits) and routed.
+pub struct Request {
+    pub method: Method,
+    pub path: String,
+    pub query: Vec<(String, String)>,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+    pub peer: SocketAddr,
+    pub params: Params,
+}
+
+/// An authenticated caller whose account is an administrator (`/api/admin/v1/*`).
+pub struct AdminCaller(pub Caller);
+
+impl Request {
+    /// The body as a JSON object; empty, `null` and `{}` are all "no changes".
+    pub fn json(&self) -> Result<Map<String, Value>, ApiError> {
+        validate::parse_body(&self.body)
+    }
+
+    pub fn query(&self, name: &str) -> Option<&str> {
+        self.query
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn param(&self, name: &str) -> &str {
+        self.params.get(name).unwrap_or_default()
+    }
+
+    pub fn caller(&self, app: &App) -> Result<Caller, ApiError> {
+        auth::authenticate(app, &self.headers)
+    }
+
+    /// 401 without a working token, 403 with a token that is not an admin's.
+    pub fn admin(&self, app: &App) -> Result<AdminCaller, ApiError> {
+        let caller = self.caller(app)?;
+        if caller.is_admin() {
+            Ok(AdminCaller(caller))
+        } else {
+            Err(ApiError::Forbidden)
+        }
+    }
+
+    pub fn client_meta(&self) -> auth::ClientMeta {
+        auth::ClientMeta::from_headers(&self.headers, Some(self.peer.ip()))
+    }
+
+    /// `https://<Host><path>`, the base of the paginator's links.
+    pub fn url_base(&self) -> String {
+        let host = self
+            .headers
+            .get(http::header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .filter(|h| h.len() <= 255 && !h.contains(['/', ' ', '"', '\\']))
+            .unwrap_or("vms.local");
+        format!("https://{host}{}", self.path)
+    }
+}
+
+pub fn ok(body: &Value) -> HandlerResult {
+    Ok(json_response(StatusCode::OK, body))
+}
+
+pub fn created(body: &Value) -> HandlerResult {
+    Ok(json_response(StatusCode::CREATED, body))
+}
+
+pub fn status_ok() -> HandlerResult {
+    ok(&json!({"status": "ok"}))
+}
+
+/// Page and per-page of a list request (SPEC §2: per_page default 25, max 500).
+pub fn page_params(req: &Request) -> (usize, usize) {
+    let page = req
+        .query("page")
+        .and_then(|p| p.trim().parse::<usize>().ok())
+        .filter(|p| *p >= 1)
+        .unwrap_or(1);
+    let per_page = req
+        .query("per_page")
+        .and_then(|p| p.trim().parse::<usize>().ok())
+        .filter(|p| *p >= 1)
+        .unwrap_or(25)
+        .min(500);
+    (page, per_page)
+}
+
+/// `search` as a lowercase needle, if the request has a non-empty one.
+pub fn search_needle(req: &Request) -> Option<String> {
+    req.query("search")
+        .map(|s| s.trim().to_lowercase())
+        .filter(|s| !s.is_empty())
+}
+
+/// Laravel's paginator envelope around one page of `data`, `total` items in all.
+pub fn paginated(req: &Request, data: Vec<Value>, total: usize, page: usize, per_page: usize) -> Value {
+    let base = req.url_base();
+    let last_page = total.div_ceil(per_page).max(1);
+    let url = |p: usize| format!("{base}?per_page={per_page}&page={p}");
+    let from = (page - 1) * per_page + 1;
+    let count = data.len();
+    let mut links = vec![json!({
+        "url": (page > 1).then(|| url(page - 1)),
+        "label": "pagination.previous",
+        "active": false,
+    })];
+    for p in 1..=last_page {
+        links.push(json!({"url": url(p), "label": p.to_string(), "active": p == page}));
+    }
+    links.push(json!({
+        "url": (page < last_page).then(|| url(page + 1)),
+        "label": "pagination.next",
+        "active": false,
+    }));
+    json!({
+        "data": data,
+        "links": {
+            "first": url(1),
+            "last": url(last_page),
+            "prev": (page > 1).then(|| url(page - 1)),
+            "next": (page < last_page).then(|| url(page + 1)),
+        },
+        "meta": {
+            "current_page": page,
+            "from": (count > 0).then_some(from),
+            "last_page": last_page,
+            "links": links,
+            "path": base,
+            "per_page": per_page,
+            "to": (count > 0).then_some(from + count - 1),
+            "total": total,
+        }
+    })
+}
+
+/// Runs the handler of a routed request. The WebSocket endpoint never reaches here: the
+/// server hands its upgrade to `handlers::websocket` before reading a body.
+pub async fn dispatch(app: &App, endpoint: Endpoint, req: Request) -> HandlerResult {
+    match endpoint {
+        Endpoint::Healthz => misc::healthz(app).await,
+        Endpoint::StaticBasic => misc::static_basic(app),
+        Endpoint::ClientToken => sessions::client_token(app, &req).await,
+        Endpoint::ClientLogout => sessions::logout(app, &req).await,
+        Endpoint::Sessions => sessions::list(app, &req),
+        Endpoint::SessionRevoke => sessions::revoke(app, &req).await,
+        Endpoint::SelfShow => current_user::show(app, &req),
+        Endpoint::SelfUpdate => current_user::update(app, &req).await,
+        Endpoint::AdminToken => sessions::admin_token(app, &req).await,
+        Endpoint::AdminLogout => sessions::admin_logout(app, &req).await,
+        Endpoint::AdminUpdatePassword => current_user::admin_update_password(app, &req).await,
+        Endpoint::WebSocket => Err(ApiError::NotFound),
+    }
+}

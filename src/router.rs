@@ -1,0 +1,121 @@
+//! Method + path → `Endpoint`, with matchit doing the path matching. A known path with the
+//! wrong method is 405 with `Allow`; an unknown path is 404.
+
+use http::Method;
+
+use crate::error::ApiError;
+
+/// Every route vmsd serves. `handlers::dispatch` maps each to its handler.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Endpoint {
+    Healthz,
+    StaticBasic,
+    ClientToken,
+    ClientLogout,
+    Sessions,
+    SessionRevoke,
+    SelfShow,
+    SelfUpdate,
+    AdminToken,
+    AdminLogout,
+    AdminUpdatePassword,
+    WebSocket,
+}
+
+const ROUTES: &[(&str, &[(Method, Endpoint)])] = &[
+    ("/healthz", &[(Method::GET, Endpoint::Healthz)]),
+    ("/api/v1/static/basic", &[(Method::GET, Endpoint::StaticBasic)]),
+    ("/api/v1/token", &[(Method::POST, Endpoint::ClientToken)]),
+    ("/api/v1/logout", &[(Method::POST, Endpoint::ClientLogout)]),
+    ("/api/v1/sessions", &[(Method::GET, Endpoint::Sessions)]),
+    ("/api/v1/sessions/{id}", &[(Method::POST, Endpoint::SessionRevoke)]),
+    (
+        "/api/v1/users/self",
+        &[(Method::GET, Endpoint::SelfShow), (Method::PUT, Endpoint::SelfUpdate)],
+    ),
+    ("/api/admin/v1/auth/token", &[(Method::POST, Endpoint::AdminToken)]),
+    ("/api/admin/v1/auth/logout", &[(Method::POST, Endpoint::AdminLogout)]),
+    (
+        "/api/admin/v1/users/self/update-password",
+        &[(Method::PUT, Endpoint::AdminUpdatePassword)],
+    ),
+    ("/websocket", &[(Method::GET, Endpoint::WebSocket)]),
+];
+
+pub struct Router {
+    paths: matchit::Router<&'static [(Method, Endpoint)]>,
+}
+
+/// Path parameters of a matched route, by name.
+#[derive(Debug, Default, Clone)]
+pub struct Params(Vec<(String, String)>);
+
+impl Params {
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+impl Router {
+    pub fn new() -> Result<Router, String> {
+        let mut paths = matchit::Router::new();
+        for (path, methods) in ROUTES {
+            paths
+                .insert(*path, *methods)
+                .map_err(|e| format!("route {path}: {e}"))?;
+        }
+        Ok(Router { paths })
+    }
+
+    pub fn route(&self, method: &Method, path: &str) -> Result<(Endpoint, Params), ApiError> {
+        // Laravel ignores one trailing slash; so do we.
+        let path = match path.strip_suffix('/') {
+            Some(p) if !p.is_empty() => p,
+            _ => path,
+        };
+        let matched = self.paths.at(path).map_err(|_| ApiError::NotFound)?;
+        let params = Params(
+            matched
+                .params
+                .iter()
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .collect(),
+        );
+        let methods = *matched.value;
+        // HEAD is answered like GET would be, as every HTTP server does.
+        let wanted = if method == Method::HEAD { &Method::GET } else { method };
+        match methods.iter().find(|(m, _)| m == wanted) {
+            Some((_, endpoint)) => Ok((*endpoint, params)),
+            None => Err(ApiError::MethodNotAllowed(
+                methods.iter().map(|(m, _)| m.clone()).collect(),
+            )),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routes_methods_and_params() -> Result<(), String> {
+        let r = Router::new()?;
+        assert!(matches!(r.route(&Method::GET, "/api/v1/users/self"), Ok((Endpoint::SelfShow, _))));
+        assert!(matches!(r.route(&Method::PUT, "/api/v1/users/self/"), Ok((Endpoint::SelfUpdate, _))));
+        let (e, p) = r
+            .route(&Method::POST, "/api/v1/sessions/abc")
+            .map_err(|e| e.to_string())?;
+        assert_eq!(e, Endpoint::SessionRevoke);
+        assert_eq!(p.get("id"), Some("abc"));
+        match r.route(&Method::DELETE, "/api/v1/users/self") {
+            Err(ApiError::MethodNotAllowed(m)) => assert_eq!(m, vec![Method::GET, Method::PUT]),
+            other => return Err(format!("{other:?}")),
+        }
+        assert!(matches!(r.route(&Method::GET, "/nope"), Err(ApiError::NotFound)));
+        assert!(matches!(r.route(&Method::GET, "/"), Err(ApiError::NotFound)));
+        Ok(())
+    }
+}

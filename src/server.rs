@@ -1,0 +1,231 @@
+//! The accept loop and each connection's life: connection limit, TLS handshake under its own
+//! timeout inside the connection's task, hyper HTTP/1.1 with a header-read timeout (which needs
+//! a timer to work at all) and upgrades, the body size and request time limits, and a graceful
+//! drain bounded by `limits.shutdown_grace`. Shaped like mini-redis: `run(listeners, ...)`
+//! serves until the shutdown signal, so tests run the real server in-process.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use http::{header, Method};
+use http_body_util::{BodyExt, Limited};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tokio_rustls::TlsAcceptor;
+
+use crate::error::{ApiError, Body};
+use crate::handlers::{self, Request};
+use crate::router::Endpoint;
+use crate::shutdown::Shutdown;
+use crate::App;
+
+/// hyper's read buffer, which bounds the request line plus headers.
+const MAX_HEADER_BYTES: usize = 64 * 1024;
+
+/// Serves HTTPS on every listener until `shutdown`, then drains in-flight requests for at
+/// most `limits.shutdown_grace` and returns.
+pub async fn run(
+    listeners: Vec<TcpListener>,
+    app: Arc<App>,
+    tls: Arc<rustls::ServerConfig>,
+    shutdown: Shutdown,
+) {
+    let acceptor = TlsAcceptor::from(tls);
+    let connections = Arc::new(Semaphore::new(app.config.limits.max_connections));
+    let graceful = Arc::new(GracefulShutdown::new());
+    let mut accept_tasks = Vec::new();
+    for listener in listeners {
+        accept_tasks.push(tokio::spawn(accept_loop(
+            listener,
+            app.clone(),
+            acceptor.clone(),
+            connections.clone(),
+            graceful.clone(),
+            shutdown.clone(),
+        )));
+    }
+    for task in accept_tasks {
+        if let Err(e) = task.await {
+            tracing::error!(error = %e, "an accept loop ended abnormally");
+        }
+    }
+    app.begin_shutdown();
+    let grace = app.config.limits.shutdown_grace;
+    match Arc::try_unwrap(graceful) {
+        Ok(graceful) => {
+            tokio::select! {
+                _ = graceful.shutdown() => tracing::info!("all connections closed"),
+                _ = tokio::time::sleep(grace) => {
+                    tracing::warn!(grace_secs = grace.as_secs(), "connections still open after the shutdown grace period; closing them")
+                }
+            }
+        }
+        Err(_) => tokio::time::sleep(grace).await,
+    }
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    app: Arc<App>,
+    acceptor: TlsAcceptor,
+    connections: Arc<Semaphore>,
+    graceful: Arc<GracefulShutdown>,
+    mut shutdown: Shutdown,
+) {
+    loop {
+        let (tcp, peer) = tokio::select! {
+            _ = shutdown.wait() => return,
+            accepted = listener.accept() => match accepted {
+                Ok(pair) => pair,
+                Err(e) => {
+                    // EMFILE and friends: back off instead of spinning.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let Ok(permit) = connections.clone().try_acquire_owned() else {
+            tracing::warn!(%peer, "connection limit reached; dropping a new connection");
+            drop(tcp);
+            continue;
+        };
+        let _ = tcp.set_nodelay(true);
+        let app = app.clone();
+        let acceptor = acceptor.clone();
+        let watcher = graceful.watcher();
+        tokio::spawn(async move {
+            let _permit = permit;
+            let limits = &app.config.limits;
+            let tls = match tokio::time::timeout(limits.tls_handshake_timeout, acceptor.accept(tcp)).await {
+                Ok(Ok(tls)) => tls,
+                Ok(Err(e)) => {
+                    tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                    return;
+                }
+                Err(_) => {
+                    tracing::debug!(%peer, "TLS handshake timed out");
+                    return;
+                }
+            };
+            let service_app = app.clone();
+            let service = service_fn(move |req| {
+                let app = service_app.clone();
+                async move { Ok::<_, Infallible>(handle(app, peer, req).await) }
+            });
+            let mut builder = auto::Builder::new(TokioExecutor::new()).http1_only();
+            builder
+                .http1()
+                .timer(TokioTimer::new())
+                .header_read_timeout(limits.header_read_timeout)
+                .max_buf_size(MAX_HEADER_BYTES)
+                .keep_alive(true);
+            let connection = builder.serve_connection_with_upgrades(TokioIo::new(tls), service);
+            if let Err(e) = watcher.watch(connection).await {
+                tracing::debug!(%peer, error = %e, "connection ended with an error");
+            }
+        });
+    }
+}
+
+/// One request, under `limits.request_timeout`. Never fails: errors become responses.
+async fn handle(app: Arc<App>, peer: SocketAddr, req: hyper::Request<Incoming>) -> http::Response<Body> {
+    let started = Instant::now();
+    let method = req.method().clone();
+    let path = req.uri().path().to_owned();
+    let response = match tokio::time::timeout(app.config.limits.request_timeout, serve(&app, peer, req)).await {
+        Ok(Ok(response)) => response,
+        Ok(Err(e)) => e.into_response(),
+        Err(_) => {
+            tracing::warn!(%method, %path, "request timed out");
+            ApiError::Unavailable { retry_after: 1 }.into_response()
+        }
+    };
+    tracing::debug!(
+        %method,
+        %path,
+        status = response.status().as_u16(),
+        latency_us = started.elapsed().as_micros() as u64,
+        "request served"
+    );
+    response
+}
+
+fn is_json_content_type(value: &str) -> bool {
+    let essence = value
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    essence == "application/json" || (essence.starts_with("application/") && essence.ends_with("+json"))
+}
+
+async fn serve(app: &Arc<App>, peer: SocketAddr, req: hyper::Request<Incoming>) -> Result<http::Response<Body>, ApiError> {
+    if app.is_shutting_down() {
+        return Err(ApiError::Unavailable { retry_after: 5 });
+    }
+    let (endpoint, params) = app.router.route(req.method(), req.uri().path())?;
+    if endpoint == Endpoint::WebSocket {
+        return crate::handlers::websocket::upgrade(app.clone(), req, peer).await;
+    }
+    let (parts, body) = req.into_parts();
+    let max = app.config.limits.max_body_bytes;
+    let declared = parts
+        .headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > max as u64) {
+        return Err(ApiError::PayloadTooLarge);
+    }
+    let bytes = match Limited::new(body, max).collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(e) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => {
+            return Err(ApiError::PayloadTooLarge);
+        }
+        Err(_) => return Err(ApiError::field("body", crate::validate::MSG_BODY_INVALID_JSON)),
+    };
+    if !bytes.is_empty() && parts.method != Method::GET {
+        if let Some(ct) = parts.headers.get(header::CONTENT_TYPE) {
+            if !ct.to_str().is_ok_and(is_json_content_type) {
+                return Err(ApiError::UnsupportedMediaType);
+            }
+        }
+    }
+    let query = form_urlencoded::parse(parts.uri.query().unwrap_or_default().as_bytes())
+        .into_owned()
+        .collect();
+    let request = Request {
+        method: parts.method,
+        path: parts.uri.path().to_owned(),
+        query,
+        headers: parts.headers,
+        body: bytes,
+        peer,
+        params,
+    };
+    handlers::dispatch(app, endpoint, request).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_content_types() {
+        assert!(is_json_content_type("application/json"));
+        assert!(is_json_content_type("Application/JSON; charset=utf-8"));
+        assert!(is_json_content_type("application/vnd.api+json"));
+        assert!(!is_json_content_type("text/plain"));
+        assert!(!is_json_content_type("application/x-www-form-urlencoded"));
+        assert!(!is_json_content_type("multipart/form-data; boundary=x"));
+    }
+}

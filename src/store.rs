@@ -1,0 +1,875 @@
+//! The only module that touches sled. It owns the trees (one per mapping, named `key_value`),
+//! the id counters (kept in a tree because sled's `generate_id` is not carried by export/import),
+//! the schema version, multi-tree transactions (`Store::transaction` + `Tx`), and the flush that
+//! must precede every 2xx answer to a write.
+//!
+//! Records are JSON: readable in a backup, and the same encoding the API speaks. Keys that are
+//! ids are big-endian u64 so that trees iterate in id order.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use sled::transaction::{
+    ConflictableTransactionError, TransactionError, TransactionalTree, UnabortableTransactionError,
+};
+use sled::{Transactional, Tree};
+
+use crate::error::ApiError;
+use crate::model::{Account, AuditEntry, LicenseLevel, Pool, Session};
+
+/// The on-disk layout this build reads and writes. Bump with a migration when it changes.
+pub const SCHEMA_VERSION: u64 = 1;
+
+/// Length of a stored token hash (SHA-256).
+pub const TOKEN_HASH_LEN: usize = 32;
+pub type TokenHash = [u8; TOKEN_HASH_LEN];
+
+#[derive(Debug)]
+pub enum StoreError {
+    /// sled failed (I/O, corruption).
+    Sled(sled::Error),
+    /// A record that does not decode: a bug or a damaged file.
+    Corrupt(String),
+    /// The directory holds a newer or unknown schema.
+    Schema(String),
+}
+
+impl std::fmt::Display for StoreError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StoreError::Sled(e) => write!(f, "storage error: {e}"),
+            StoreError::Corrupt(what) => write!(f, "corrupt record: {what}"),
+            StoreError::Schema(what) => write!(f, "schema: {what}"),
+        }
+    }
+}
+
+impl std::error::Error for StoreError {}
+
+impl From<sled::Error> for StoreError {
+    fn from(e: sled::Error) -> Self {
+        StoreError::Sled(e)
+    }
+}
+
+/// Why a transaction closure stopped: a domain answer (abort, nothing written) or storage.
+#[derive(Debug)]
+pub enum TxError {
+    Abort(ApiError),
+    Storage(UnabortableTransactionError),
+    Corrupt(String),
+}
+
+impl From<UnabortableTransactionError> for TxError {
+    fn from(e: UnabortableTransactionError) -> Self {
+        TxError::Storage(e)
+    }
+}
+
+impl From<ApiError> for TxError {
+    fn from(e: ApiError) -> Self {
+        TxError::Abort(e)
+    }
+}
+
+pub type TxResult<T> = Result<T, TxError>;
+
+fn id_key(id: u64) -> [u8; 8] {
+    id.to_be_bytes()
+}
+
+fn key_id(key: &[u8]) -> Option<u64> {
+    key.get(..8)
+        .and_then(|b| b.try_into().ok())
+        .map(u64::from_be_bytes)
+}
+
+fn encode<T: Serialize>(value: &T) -> Vec<u8> {
+    // Serialising our own plain structs to JSON cannot fail (no maps with non-string keys).
+    serde_json::to_vec(value).unwrap_or_default()
+}
+
+fn decode<T: DeserializeOwned>(tree: &str, bytes: &[u8]) -> Result<T, String> {
+    serde_json::from_slice(bytes).map_err(|e| format!("{tree}: {e}"))
+}
+
+fn hashes_of(bytes: &[u8]) -> Vec<TokenHash> {
+    bytes
+        .chunks_exact(TOKEN_HASH_LEN)
+        .filter_map(|c| c.try_into().ok())
+        .collect()
+}
+
+/// Every tree, by name. Names say what maps to what.
+struct Trees {
+    meta: Tree,
+    counters: Tree,
+    accounts: Tree,
+    login_accountid: Tree,
+    tokenhash_session: Tree,
+    accountid_tokenhashes: Tree,
+    tokenid_tokenhash: Tree,
+    audit: Tree,
+    accountid_auditid: Tree,
+    licensetype_pool: Tree,
+    cameras: Tree,
+    camera_groups: Tree,
+    cameraid_accountids: Tree,
+}
+
+pub struct Store {
+    db: sled::Db,
+    trees: Trees,
+    path: PathBuf,
+    /// Audit ids come from memory (seeded from the last stored entry) so that concurrent
+    /// writers do not all conflict on one counter key.
+    next_audit_id: AtomicU64,
+}
+
+impl Store {
+    /// Opens (or creates) the store in `dir/db`. `cache_bytes` bounds sled's page cache.
+    pub fn open(dir: &Path, cache_bytes: u64) -> Result<Store, StoreError> {
+        let path = dir.join("db");
+        let db = sled::Config::new()
+            .path(&path)
+            .cache_capacity(cache_bytes)
+            // We flush explicitly before every 2xx; the background flusher only adds writes.
+            .flush_every_ms(Some(1000))
+            .open()?;
+        let t = |name: &str| db.open_tree(name);
+        let trees = Trees {
+            meta: t("meta")?,
+            counters: t("counters")?,
+            accounts: t("accounts")?,
+            login_accountid: t("login_accountid")?,
+            tokenhash_session: t("tokenhash_session")?,
+            accountid_tokenhashes: t("accountid_tokenhashes")?,
+            tokenid_tokenhash: t("tokenid_tokenhash")?,
+            audit: t("audit")?,
+            accountid_auditid: t("accountid_auditid")?,
+            licensetype_pool: t("licensetype_pool")?,
+            cameras: t("cameras")?,
+            camera_groups: t("camera_groups")?,
+            cameraid_accountids: t("cameraid_accountids")?,
+        };
+        match trees.meta.get("schema_version")? {
+            None => {
+                trees
+                    .meta
+                    .insert("schema_version", &SCHEMA_VERSION.to_be_bytes())?;
+            }
+            Some(v) => {
+                let found = key_id(&v).unwrap_or(u64::MAX);
+                if found != SCHEMA_VERSION {
+                    return Err(StoreError::Schema(format!(
+                        "{} holds schema version {found}; this vmsd reads version {SCHEMA_VERSION}",
+                        path.display()
+                    )));
+                }
+            }
+        }
+        let last_audit = trees
+            .audit
+            .last()?
+            .and_then(|(k, _)| key_id(&k))
+            .unwrap_or(0);
+        Ok(Store {
+            db,
+            trees,
+            path,
+            next_audit_id: AtomicU64::new(last_audit + 1),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Makes every write so far durable. Call before answering 2xx to a write.
+    pub async fn flush(&self) -> Result<(), StoreError> {
+        self.db.flush_async().await?;
+        Ok(())
+    }
+
+    pub fn flush_blocking(&self) -> Result<(), StoreError> {
+        self.db.flush()?;
+        Ok(())
+    }
+
+    /// A round trip through sled, for `/healthz` and the watchdog.
+    pub fn probe(&self) -> Result<(), StoreError> {
+        self.trees.meta.get("schema_version")?;
+        Ok(())
+    }
+
+    pub fn next_audit_id(&self) -> u64 {
+        self.next_audit_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Runs `f` as one sled transaction over every tree. `f` may run more than once (sled
+    /// retries on conflict), so it must be pure: hash passwords and allocate audit ids before.
+    pub fn transaction<T>(&self, f: impl Fn(&Tx<'_>) -> TxResult<T>) -> Result<T, ApiError> {
+        let t = &self.trees;
+        let result = (
+            &t.counters,
+            &t.accounts,
+            &t.login_accountid,
+            &t.tokenhash_session,
+            &t.accountid_tokenhashes,
+            &t.tokenid_tokenhash,
+            &t.audit,
+            &t.accountid_auditid,
+            &t.licensetype_pool,
+            &t.cameras,
+            &t.camera_groups,
+            &t.cameraid_accountids,
+        )
+            .transaction(
+                |(
+                    counters,
+                    accounts,
+                    login_accountid,
+                    tokenhash_session,
+                    accountid_tokenhashes,
+                    tokenid_tokenhash,
+                    audit,
+                    accountid_auditid,
+                    licensetype_pool,
+                    cameras,
+                    camera_groups,
+                    cameraid_accountids,
+                )| {
+                    let tx = Tx {
+                        counters,
+                        accounts,
+                        login_accountid,
+                        tokenhash_session,
+                        accountid_tokenhashes,
+                        tokenid_tokenhash,
+                        audit,
+                        accountid_auditid,
+                        licensetype_pool,
+                        cameras,
+                        camera_groups,
+                        cameraid_accountids,
+                    };
+                    match f(&tx) {
+                        Ok(v) => Ok(Ok(v)),
+                        Err(TxError::Abort(e)) => Err(ConflictableTransactionError::Abort(Ok(e))),
+                        Err(TxError::Corrupt(what)) => {
+                            Err(ConflictableTransactionError::Abort(Err(what)))
+                        }
+                        Err(TxError::Storage(e)) => Err(e.into()),
+                    }
+                },
+            );
+        match result {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(e)) => Err(e),
+            Err(TransactionError::Abort(Ok(e))) => Err(e),
+            Err(TransactionError::Abort(Err(what))) => {
+                Err(ApiError::internal(StoreError::Corrupt(what)))
+            }
+            Err(TransactionError::Storage(e)) => Err(ApiError::internal(StoreError::Sled(e))),
+        }
+    }
+
+    fn get<T: DeserializeOwned>(tree: &Tree, name: &str, key: &[u8]) -> Result<Option<T>, StoreError> {
+        match tree.get(key)? {
+            None => Ok(None),
+            Some(bytes) => decode(name, &bytes).map(Some).map_err(StoreError::Corrupt),
+        }
+    }
+
+    pub fn account(&self, id: u64) -> Result<Option<Account>, StoreError> {
+        Self::get(&self.trees.accounts, "accounts", &id_key(id))
+    }
+
+    pub fn account_by_login(&self, login_key: &str) -> Result<Option<Account>, StoreError> {
+        match self.trees.login_accountid.get(login_key.as_bytes())? {
+            None => Ok(None),
+            Some(id) => match key_id(&id) {
+                Some(id) => self.account(id),
+                None => Err(StoreError::Corrupt("login_accountid".into())),
+            },
+        }
+    }
+
+    pub fn account_count(&self) -> usize {
+        self.trees.accounts.len()
+    }
+
+    /// Every account, in id order. For lists and searches over a few thousand records.
+    pub fn accounts(&self) -> impl Iterator<Item = Result<Account, StoreError>> + '_ {
+        self.trees.accounts.iter().map(|item| {
+            let (_, v) = item?;
+            decode("accounts", &v).map_err(StoreError::Corrupt)
+        })
+    }
+
+    pub fn session(&self, hash: &TokenHash) -> Result<Option<Session>, StoreError> {
+        Self::get(&self.trees.tokenhash_session, "tokenhash_session", hash)
+    }
+
+    pub fn sessions_of(&self, account_id: u64) -> Result<Vec<(TokenHash, Session)>, StoreError> {
+        let hashes = match self.trees.accountid_tokenhashes.get(id_key(account_id))? {
+            None => return Ok(Vec::new()),
+            Some(bytes) => hashes_of(&bytes),
+        };
+        let mut out = Vec::with_capacity(hashes.len());
+        for h in hashes {
+            if let Some(s) = self.session(&h)? {
+                out.push((h, s));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Every stored session, for the expiry sweep.
+    pub fn all_sessions(&self) -> impl Iterator<Item = Result<(TokenHash, Session), StoreError>> + '_ {
+        self.trees.tokenhash_session.iter().map(|item| {
+            let (k, v) = item?;
+            let hash: TokenHash = k
+                .as_ref()
+                .try_into()
+                .map_err(|_| StoreError::Corrupt("tokenhash_session key".into()))?;
+            let session = decode("tokenhash_session", &v).map_err(StoreError::Corrupt)?;
+            Ok((hash, session))
+        })
+    }
+
+    /// Persists last-use times kept in memory. Per-key atomic update, so a session revoked
+    /// meanwhile is not brought back.
+    pub fn touch_sessions(&self, updates: &[(TokenHash, i64)]) -> Result<(), StoreError> {
+        for (hash, at) in updates {
+            self.trees
+                .tokenhash_session
+                .fetch_and_update(hash, |old| {
+                    let old = old?;
+                    match serde_json::from_slice::<Session>(old) {
+                        Ok(mut s) => {
+                            s.last_used = Some(s.last_used.map_or(*at, |l| l.max(*at)));
+                            Some(encode(&s))
+                        }
+                        Err(_) => Some(old.to_vec()),
+                    }
+                })?;
+        }
+        Ok(())
+    }
+
+    pub fn pools(&self) -> Result<[Pool; 3], StoreError> {
+        let mut out = [Pool::default(); 3];
+        for level in LicenseLevel::ALL {
+            if let Some(p) = Self::get(
+                &self.trees.licensetype_pool,
+                "licensetype_pool",
+                level.type_name().as_bytes(),
+            )? {
+                out[level as usize] = p;
+            }
+        }
+        Ok(out)
+    }
+
+    pub fn audit_entry(&self, id: u64) -> Result<Option<AuditEntry>, StoreError> {
+        Self::get(&self.trees.audit, "audit", &id_key(id))
+    }
+
+    /// Audit entries newest first, skipping `offset`, at most `limit`; and the total count.
+    pub fn audit_page(&self, offset: usize, limit: usize) -> Result<(Vec<AuditEntry>, usize), StoreError> {
+        let total = self.trees.audit.len();
+        let mut out = Vec::new();
+        for item in self.trees.audit.iter().rev().skip(offset).take(limit) {
+            let (_, v) = item?;
+            out.push(decode("audit", &v).map_err(StoreError::Corrupt)?);
+        }
+        Ok((out, total))
+    }
+
+    /// The newest `limit` audit entries about one account.
+    pub fn account_events(&self, account_id: u64, limit: usize) -> Result<Vec<AuditEntry>, StoreError> {
+        let mut out = Vec::new();
+        for item in self
+            .trees
+            .accountid_auditid
+            .scan_prefix(id_key(account_id))
+            .rev()
+            .take(limit)
+        {
+            let (k, _) = item?;
+            if let Some(entry) = k.get(8..).and_then(key_id).map(|id| self.audit_entry(id)) {
+                if let Some(e) = entry? {
+                    out.push(e);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Raw access for the camera records, which `handlers::admin` defines.
+    pub fn camera_raw<T: DeserializeOwned>(&self, id: u64) -> Result<Option<T>, StoreError> {
+        Self::get(&self.trees.cameras, "cameras", &id_key(id))
+    }
+
+    pub fn cameras_raw<T: DeserializeOwned>(&self) -> impl Iterator<Item = Result<T, StoreError>> + '_ {
+        self.trees.cameras.iter().map(|item| {
+            let (_, v) = item?;
+            decode("cameras", &v).map_err(StoreError::Corrupt)
+        })
+    }
+
+    pub fn camera_group_raw<T: DeserializeOwned>(&self, id: u64) -> Result<Option<T>, StoreError> {
+        Self::get(&self.trees.camera_groups, "camera_groups", &id_key(id))
+    }
+
+    pub fn camera_groups_raw<T: DeserializeOwned>(&self) -> impl Iterator<Item = Result<T, StoreError>> + '_ {
+        self.trees.camera_groups.iter().map(|item| {
+            let (_, v) = item?;
+            decode("camera_groups", &v).map_err(StoreError::Corrupt)
+        })
+    }
+
+    /// Account ids a camera is assigned to.
+    pub fn camera_accounts(&self, camera_id: u64) -> Result<Vec<u64>, StoreError> {
+        Ok(self
+            .trees
+            .cameraid_accountids
+            .get(id_key(camera_id))?
+            .map(|b| b.chunks_exact(8).filter_map(key_id).collect())
+            .unwrap_or_default())
+    }
+}
+
+/// The trees as seen inside one transaction, with typed accessors.
+pub struct Tx<'a> {
+    counters: &'a TransactionalTree,
+    accounts: &'a TransactionalTree,
+    login_accountid: &'a TransactionalTree,
+    tokenhash_session: &'a TransactionalTree,
+    accountid_tokenhashes: &'a TransactionalTree,
+    tokenid_tokenhash: &'a TransactionalTree,
+    audit: &'a TransactionalTree,
+    accountid_auditid: &'a TransactionalTree,
+    licensetype_pool: &'a TransactionalTree,
+    cameras: &'a TransactionalTree,
+    camera_groups: &'a TransactionalTree,
+    cameraid_accountids: &'a TransactionalTree,
+}
+
+impl Tx<'_> {
+    fn get<T: DeserializeOwned>(tree: &TransactionalTree, name: &str, key: &[u8]) -> TxResult<Option<T>> {
+        match tree.get(key)? {
+            None => Ok(None),
+            Some(bytes) => decode(name, &bytes).map(Some).map_err(TxError::Corrupt),
+        }
+    }
+
+    /// Next id of a named sequence; ids are never reused.
+    pub fn next_id(&self, sequence: &str) -> TxResult<u64> {
+        let current = self
+            .counters
+            .get(sequence.as_bytes())?
+            .and_then(|v| key_id(&v))
+            .unwrap_or(0);
+        let next = current + 1;
+        self.counters.insert(sequence.as_bytes(), &next.to_be_bytes())?;
+        Ok(next)
+    }
+
+    pub fn account(&self, id: u64) -> TxResult<Option<Account>> {
+        Self::get(self.accounts, "accounts", &id_key(id))
+    }
+
+    pub fn account_id_by_login(&self, login_key: &str) -> TxResult<Option<u64>> {
+        Ok(self
+            .login_accountid
+            .get(login_key.as_bytes())?
+            .and_then(|v| key_id(&v)))
+    }
+
+    /// Writes an account and keeps the login index in step with it. `previous_login_key` is
+    /// the key it was indexed under before (None for a new account). Returns Abort with a 422
+    /// on `field` when another account holds the login.
+    pub fn put_account(&self, account: &Account, previous_login_key: Option<&str>, field: &str) -> TxResult<()> {
+        let key = crate::validate::login_key(&account.login);
+        if previous_login_key != Some(key.as_str()) {
+            if let Some(owner) = self.account_id_by_login(&key)? {
+                if owner != account.id {
+                    return Err(TxError::Abort(ApiError::field(
+                        field,
+                        crate::validate::msg_unique(field),
+                    )));
+                }
+            }
+            if let Some(old) = previous_login_key {
+                self.login_accountid.remove(old.as_bytes())?;
+            }
+            self.login_accountid
+                .insert(key.as_bytes(), &id_key(account.id))?;
+        }
+        self.accounts.insert(&id_key(account.id), encode(account))?;
+        Ok(())
+    }
+
+    /// Removes an account, its login, its sessions and its camera assignments.
+    pub fn delete_account(&self, account: &Account) -> TxResult<()> {
+        self.revoke_sessions_of(account.id, None)?;
+        for camera_id in &account.cameras {
+            self.unlink_camera(*camera_id, account.id)?;
+        }
+        self.login_accountid
+            .remove(crate::validate::login_key(&account.login).as_bytes())?;
+        self.accounts.remove(&id_key(account.id))?;
+        Ok(())
+    }
+
+    pub fn session(&self, hash: &TokenHash) -> TxResult<Option<Session>> {
+        Self::get(self.tokenhash_session, "tokenhash_session", hash)
+    }
+
+    pub fn session_hashes(&self, account_id: u64) -> TxResult<Vec<TokenHash>> {
+        Ok(self
+            .accountid_tokenhashes
+            .get(&id_key(account_id))?
+            .map(|b| hashes_of(&b))
+            .unwrap_or_default())
+    }
+
+    fn set_session_hashes(&self, account_id: u64, hashes: &[TokenHash]) -> TxResult<()> {
+        if hashes.is_empty() {
+            self.accountid_tokenhashes.remove(&id_key(account_id))?;
+        } else {
+            self.accountid_tokenhashes
+                .insert(&id_key(account_id), hashes.concat())?;
+        }
+        Ok(())
+    }
+
+    pub fn hash_by_token_id(&self, access_token_id: &str) -> TxResult<Option<TokenHash>> {
+        Ok(self
+            .tokenid_tokenhash
+            .get(access_token_id.as_bytes())?
+            .and_then(|v| v.as_ref().try_into().ok()))
+    }
+
+    pub fn add_session(&self, hash: &TokenHash, session: &Session) -> TxResult<()> {
+        let mut hashes = self.session_hashes(session.account_id)?;
+        hashes.push(*hash);
+        self.set_session_hashes(session.account_id, &hashes)?;
+        self.tokenid_tokenhash
+            .insert(session.access_token_id.as_bytes(), hash.as_slice())?;
+        self.tokenhash_session.insert(hash.as_slice(), encode(session))?;
+        Ok(())
+    }
+
+    /// Removes one session; returns it if it existed.
+    pub fn remove_session(&self, hash: &TokenHash) -> TxResult<Option<Session>> {
+        let Some(session) = self.session(hash)? else {
+            return Ok(None);
+        };
+        let hashes: Vec<TokenHash> = self
+            .session_hashes(session.account_id)?
+            .into_iter()
+            .filter(|h| h != hash)
+            .collect();
+        self.set_session_hashes(session.account_id, &hashes)?;
+        self.tokenid_tokenhash
+            .remove(session.access_token_id.as_bytes())?;
+        self.tokenhash_session.remove(hash.as_slice())?;
+        Ok(Some(session))
+    }
+
+    /// Revokes every session of an account but `keep`; returns how many went.
+    pub fn revoke_sessions_of(&self, account_id: u64, keep: Option<&TokenHash>) -> TxResult<usize> {
+        let mut revoked = 0;
+        for hash in self.session_hashes(account_id)? {
+            if Some(&hash) != keep && self.remove_session(&hash)?.is_some() {
+                revoked += 1;
+            }
+        }
+        Ok(revoked)
+    }
+
+    /// Appends an audit entry (its id allocated by `Store::next_audit_id` before the
+    /// transaction) and indexes it under the target account when there is one.
+    pub fn audit(&self, entry: &AuditEntry) -> TxResult<()> {
+        self.audit.insert(&id_key(entry.id), encode(entry))?;
+        if entry.target_type == "account" {
+            if let Some(target) = entry.target_id {
+                let mut key = id_key(target).to_vec();
+                key.extend_from_slice(&id_key(entry.id));
+                self.accountid_auditid.insert(key, &[])?;
+            }
+        }
+        Ok(())
+    }
+
+    pub fn pool(&self, level: LicenseLevel) -> TxResult<Pool> {
+        Ok(Self::get(self.licensetype_pool, "licensetype_pool", level.type_name().as_bytes())?
+            .unwrap_or_default())
+    }
+
+    pub fn put_pool(&self, level: LicenseLevel, pool: &Pool) -> TxResult<()> {
+        self.licensetype_pool
+            .insert(level.type_name().as_bytes(), encode(pool))?;
+        Ok(())
+    }
+
+    pub fn camera_raw<T: DeserializeOwned>(&self, id: u64) -> TxResult<Option<T>> {
+        Self::get(self.cameras, "cameras", &id_key(id))
+    }
+
+    pub fn put_camera_raw<T: Serialize>(&self, id: u64, camera: &T) -> TxResult<()> {
+        self.cameras.insert(&id_key(id), encode(camera))?;
+        Ok(())
+    }
+
+    pub fn remove_camera_raw(&self, id: u64) -> TxResult<()> {
+        self.cameras.remove(&id_key(id))?;
+        self.cameraid_accountids.remove(&id_key(id))?;
+        Ok(())
+    }
+
+    pub fn camera_group_raw<T: DeserializeOwned>(&self, id: u64) -> TxResult<Option<T>> {
+        Self::get(self.camera_groups, "camera_groups", &id_key(id))
+    }
+
+    pub fn put_camera_group_raw<T: Serialize>(&self, id: u64, group: &T) -> TxResult<()> {
+        self.camera_groups.insert(&id_key(id), encode(group))?;
+        Ok(())
+    }
+
+    pub fn camera_accounts(&self, camera_id: u64) -> TxResult<Vec<u64>> {
+        Ok(self
+            .cameraid_accountids
+            .get(&id_key(camera_id))?
+            .map(|b| b.chunks_exact(8).filter_map(key_id).collect())
+            .unwrap_or_default())
+    }
+
+    fn set_camera_accounts(&self, camera_id: u64, ids: &[u64]) -> TxResult<()> {
+        if ids.is_empty() {
+            self.cameraid_accountids.remove(&id_key(camera_id))?;
+        } else {
+            let bytes: Vec<u8> = ids.iter().flat_map(|id| id.to_be_bytes()).collect();
+            self.cameraid_accountids.insert(&id_key(camera_id), bytes)?;
+        }
+        Ok(())
+    }
+
+    /// Records in the reverse index that `account_id` has `camera_id`. The account record's
+    /// own `cameras` set is the caller's to update (it writes the account anyway).
+    pub fn link_camera(&self, camera_id: u64, account_id: u64) -> TxResult<()> {
+        let mut ids = self.camera_accounts(camera_id)?;
+        if !ids.contains(&account_id) {
+            ids.push(account_id);
+            self.set_camera_accounts(camera_id, &ids)?;
+        }
+        Ok(())
+    }
+
+    pub fn unlink_camera(&self, camera_id: u64, account_id: u64) -> TxResult<()> {
+        let ids: Vec<u64> = self
+            .camera_accounts(camera_id)?
+            .into_iter()
+            .filter(|id| *id != account_id)
+            .collect();
+        self.set_camera_accounts(camera_id, &ids)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{UserType, STATUS_ACTIVE};
+
+    fn account(login: &str) -> Account {
+        Account {
+            id: 0,
+            user_type: UserType::User,
+            login: login.into(),
+            name: login.into(),
+            password_hash: "x".into(),
+            language: "en".into(),
+            status: STATUS_ACTIVE,
+            data: None,
+            intro_reviewed: false,
+            can_update_password: true,
+            permissions: Default::default(),
+            parent_id: None,
+            cameras: Default::default(),
+            created_at: 1,
+            updated_at: 1,
+            last_login: None,
+            expired_at: None,
+            ptz_priority: None,
+            billing_info: None,
+        }
+    }
+
+    fn create(store: &Store, login: &str) -> Result<Account, ApiError> {
+        store.transaction(|tx| {
+            let mut a = account(login);
+            a.id = tx.next_id("account")?;
+            tx.put_account(&a, None, "login")?;
+            Ok(a)
+        })
+    }
+
+    fn session(account_id: u64, token_id: &str) -> Session {
+        Session {
+            account_id,
+            access_token_id: token_id.into(),
+            device: None,
+            client: None,
+            user_agent: None,
+            ip: None,
+            created_at: 1,
+            expires_at: 2,
+            last_used: None,
+        }
+    }
+
+    #[test]
+    fn ids_are_never_reused_and_survive_reopen() -> Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        {
+            let store = Store::open(dir.path(), 1 << 20)?;
+            let a = create(&store, "a")?;
+            let b = create(&store, "b")?;
+            assert_eq!((a.id, b.id), (1, 2));
+            store.transaction(|tx| tx.delete_account(&b))?;
+            store.flush_blocking()?;
+        }
+        let store = Store::open(dir.path(), 1 << 20)?;
+        let c = create(&store, "c")?;
+        assert_eq!(c.id, 3);
+        assert!(store.account(2)?.is_none());
+        assert!(store.account_by_login("b")?.is_none());
+        Ok(())
+    }
+
+    #[test]
+    fn login_index_is_case_insensitive_and_unique() -> Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let store = Store::open(dir.path(), 1 << 20)?;
+        let a = create(&store, "Alice")?;
+        assert_eq!(store.account_by_login("alice")?.map(|x| x.id), Some(a.id));
+        let dup = create(&store, " ALICE ");
+        assert!(matches!(dup, Err(ApiError::Validation(e)) if e.messages("login") == ["The login has already been taken."]));
+        // A rename frees the old login and takes the new one, in one transaction.
+        store.transaction(|tx| {
+            let mut x = tx.account(a.id)?.ok_or(ApiError::NotFound)?;
+            let old = crate::validate::login_key(&x.login);
+            x.login = "alicia".into();
+            tx.put_account(&x, Some(&old), "login")
+        })?;
+        assert!(store.account_by_login("alice")?.is_none());
+        assert_eq!(store.account_by_login(&crate::validate::login_key("ALICIA"))?.map(|x| x.id), Some(a.id));
+        Ok(())
+    }
+
+    #[test]
+    fn aborted_transactions_write_nothing() -> Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let store = Store::open(dir.path(), 1 << 20)?;
+        let r: Result<(), ApiError> = store.transaction(|tx| {
+            let mut a = account("ghost");
+            a.id = tx.next_id("account")?;
+            tx.put_account(&a, None, "login")?;
+            Err(TxError::Abort(ApiError::LicenseExceeded))
+        });
+        assert!(matches!(r, Err(ApiError::LicenseExceeded)));
+        assert_eq!(store.account_count(), 0);
+        assert!(store.account_by_login("ghost")?.is_none());
+        assert_eq!(create(&store, "real")?.id, 1);
+        Ok(())
+    }
+
+    #[test]
+    fn sessions_index_both_ways_and_revoke_keeps_one() -> Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let store = Store::open(dir.path(), 1 << 20)?;
+        let a = create(&store, "a")?;
+        let (h1, h2, h3) = ([1u8; 32], [2u8; 32], [3u8; 32]);
+        store.transaction(|tx| {
+            tx.add_session(&h1, &session(a.id, "t1"))?;
+            tx.add_session(&h2, &session(a.id, "t2"))?;
+            tx.add_session(&h3, &session(a.id, "t3"))
+        })?;
+        assert_eq!(store.sessions_of(a.id)?.len(), 3);
+        let revoked = store.transaction(|tx| tx.revoke_sessions_of(a.id, Some(&h2)))?;
+        assert_eq!(revoked, 2);
+        let left = store.sessions_of(a.id)?;
+        assert_eq!(left.len(), 1);
+        assert_eq!(left[0].1.access_token_id, "t2");
+        assert!(store.session(&h1)?.is_none());
+        assert_eq!(store.transaction(|tx| tx.hash_by_token_id("t1"))?, None);
+        assert_eq!(store.transaction(|tx| tx.hash_by_token_id("t2"))?, Some(h2));
+        // Lazy last-use persistence does not resurrect a revoked session.
+        store.touch_sessions(&[(h1, 50), (h2, 60)])?;
+        assert!(store.session(&h1)?.is_none());
+        assert_eq!(store.session(&h2)?.and_then(|s| s.last_used), Some(60));
+        Ok(())
+    }
+
+    #[test]
+    fn deleting_an_account_removes_sessions_and_camera_links() -> Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let store = Store::open(dir.path(), 1 << 20)?;
+        let mut a = create(&store, "a")?;
+        a.cameras.insert(7);
+        store.transaction(|tx| {
+            tx.put_account(&a, Some("a"), "login")?;
+            tx.link_camera(7, a.id)?;
+            tx.add_session(&[9u8; 32], &session(a.id, "t"))
+        })?;
+        assert_eq!(store.camera_accounts(7)?, vec![a.id]);
+        store.transaction(|tx| tx.delete_account(&a))?;
+        assert!(store.camera_accounts(7)?.is_empty());
+        assert!(store.session(&[9u8; 32])?.is_none());
+        assert!(store.sessions_of(a.id)?.is_empty());
+        Ok(())
+    }
+
+    #[test]
+    fn audit_entries_are_indexed_per_account_newest_first() -> Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let store = Store::open(dir.path(), 1 << 20)?;
+        for i in 0..3 {
+            let entry = AuditEntry {
+                id: store.next_audit_id(),
+                at: i,
+                actor_id: None,
+                action: format!("a{i}"),
+                target_type: "account".into(),
+                target_id: Some(5),
+                fields: vec![],
+            };
+            store.transaction(|tx| tx.audit(&entry))?;
+        }
+        let events = store.account_events(5, 2)?;
+        assert_eq!(events.iter().map(|e| e.action.as_str()).collect::<Vec<_>>(), ["a2", "a1"]);
+        let (page, total) = store.audit_page(0, 10)?;
+        assert_eq!((page.len(), total), (3, 3));
+        drop(store);
+        let store = Store::open(dir.path(), 1 << 20)?;
+        assert_eq!(store.next_audit_id(), 4);
+        Ok(())
+    }
+
+    #[test]
+    fn a_newer_schema_is_refused() -> Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        {
+            let db = sled::open(dir.path().join("db"))?;
+            db.open_tree("meta")?.insert("schema_version", &99u64.to_be_bytes())?;
+            db.flush()?;
+        }
+        assert!(matches!(Store::open(dir.path(), 1 << 20), Err(StoreError::Schema(_))));
+        Ok(())
+    }
+}
