@@ -11,7 +11,9 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Map, Value};
 
 use crate::error::{ApiError, FieldErrors};
-use crate::model::{now, Account, AuditEntry, Session, UnixTime, UserType, STATUS_DISABLED, STATUS_LOCKED};
+use crate::model::{
+    now, Account, AuditEntry, Session, UnixTime, UserType, STATUS_DISABLED, STATUS_LOCKED,
+};
 use crate::store::{TokenHash, TxError};
 use crate::validate::{self, Input};
 use crate::App;
@@ -283,7 +285,13 @@ fn bad_credentials() -> ApiError {
     ApiError::field("login", MSG_BAD_CREDENTIALS)
 }
 
-fn audit_entry(app: &App, actor: Option<u64>, action: &str, target: Option<u64>, fields: &[&str]) -> AuditEntry {
+fn audit_entry(
+    app: &App,
+    actor: Option<u64>,
+    action: &str,
+    target: Option<u64>,
+    fields: &[&str],
+) -> AuditEntry {
     AuditEntry {
         id: app.store.next_audit_id(),
         at: now(),
@@ -303,7 +311,12 @@ async fn audit_alone(app: &App, entry: AuditEntry) -> Result<(), ApiError> {
 }
 
 /// The whole login of SPEC §3 for one route. `body` is the request object.
-pub async fn login(app: &App, body: &Map<String, Value>, kind: LoginKind, meta: &ClientMeta) -> Result<Login, ApiError> {
+pub async fn login(
+    app: &App,
+    body: &Map<String, Value>,
+    kind: LoginKind,
+    meta: &ClientMeta,
+) -> Result<Login, ApiError> {
     let mut input = Input::new(body);
     let login = input.required_string("login", 255);
     let password = input.required_string("password", 1024);
@@ -323,9 +336,9 @@ pub async fn login(app: &App, body: &Map<String, Value>, kind: LoginKind, meta: 
     let auth_cfg = &app.config.auth;
 
     if let Some(ip) = meta.ip {
-        if let Err(retry_after) = app
-            .auth
-            .throttle_ip(ip, auth_cfg.ip_login_limit, auth_cfg.ip_login_window)
+        if let Err(retry_after) =
+            app.auth
+                .throttle_ip(ip, auth_cfg.ip_login_limit, auth_cfg.ip_login_window)
         {
             tracing::warn!(%ip, "login throttled for this address");
             return Err(ApiError::TooManyAttempts { retry_after });
@@ -339,7 +352,11 @@ pub async fn login(app: &App, body: &Map<String, Value>, kind: LoginKind, meta: 
     let Some(account) = account else {
         // Same work and same answer as a wrong password.
         app.hasher.verify(password, None).await?;
-        audit_alone(app, audit_entry(app, None, "login_failed", None, &["login"])).await?;
+        audit_alone(
+            app,
+            audit_entry(app, None, "login_failed", None, &["login"]),
+        )
+        .await?;
         return Err(bad_credentials());
     };
 
@@ -364,10 +381,22 @@ pub async fn login(app: &App, body: &Map<String, Value>, kind: LoginKind, meta: 
     );
     verified?;
     if !ok {
-        audit_alone(app, audit_entry(app, None, "login_failed", Some(account.id), &["password"])).await?;
+        audit_alone(
+            app,
+            audit_entry(app, None, "login_failed", Some(account.id), &["password"]),
+        )
+        .await?;
         if locked_now {
-            tracing::warn!(user_id = account.id, "account {} locked out after failed logins", account.id);
-            audit_alone(app, audit_entry(app, None, "lockout", Some(account.id), &["status"])).await?;
+            tracing::warn!(
+                user_id = account.id,
+                "account {} locked out after failed logins",
+                account.id
+            );
+            audit_alone(
+                app,
+                audit_entry(app, None, "lockout", Some(account.id), &["status"]),
+            )
+            .await?;
         }
         return Err(bad_credentials());
     }
@@ -396,9 +425,17 @@ pub async fn login(app: &App, body: &Map<String, Value>, kind: LoginKind, meta: 
         last_used: Some(at),
     };
     let limit = auth_cfg.sessions_limit;
-    let evict_entry = audit_entry(app, Some(account.id), "session_revoked", Some(account.id), &["session"]);
+    let evict_entry = audit_entry(
+        app,
+        Some(account.id),
+        "session_revoked",
+        Some(account.id),
+        &["session"],
+    );
     let account = app.store.transaction(|tx| {
-        let mut account = tx.account(session.account_id)?.ok_or_else(bad_credentials)?;
+        let mut account = tx
+            .account(session.account_id)?
+            .ok_or_else(bad_credentials)?;
         let mut evicted = false;
         // A login from a device that already has a session replaces that session.
         let mut hashes = tx.session_hashes(account.id)?;
@@ -437,7 +474,11 @@ pub async fn login(app: &App, body: &Map<String, Value>, kind: LoginKind, meta: 
             tx.audit(&evict_entry)?;
         }
         account.last_login = Some(at);
-        tx.put_account(&account, Some(&validate::login_key(&account.login)), "login")?;
+        tx.put_account(
+            &account,
+            Some(&validate::login_key(&account.login)),
+            "login",
+        )?;
         Ok(account)
     })?;
     app.store.flush().await?;
@@ -450,7 +491,12 @@ pub async fn login(app: &App, body: &Map<String, Value>, kind: LoginKind, meta: 
 }
 
 /// One item of `GET /api/v1/sessions` (and of the 419 answer).
-pub fn session_view(app: &App, hash: &TokenHash, s: &Session, current: Option<&TokenHash>) -> Value {
+pub fn session_view(
+    app: &App,
+    hash: &TokenHash,
+    s: &Session,
+    current: Option<&TokenHash>,
+) -> Value {
     let last = [app.auth.last_used(hash), s.last_used]
         .into_iter()
         .flatten()
@@ -468,7 +514,13 @@ pub fn session_view(app: &App, hash: &TokenHash, s: &Session, current: Option<&T
 
 /// Revokes the caller's own session (logout).
 pub async fn logout(app: &App, caller: &Caller) -> Result<(), ApiError> {
-    let entry = audit_entry(app, Some(caller.account.id), "logout", Some(caller.account.id), &["session"]);
+    let entry = audit_entry(
+        app,
+        Some(caller.account.id),
+        "logout",
+        Some(caller.account.id),
+        &["session"],
+    );
     app.store.transaction(|tx| {
         tx.remove_session(&caller.token_hash)?;
         tx.audit(&entry)
@@ -478,8 +530,18 @@ pub async fn logout(app: &App, caller: &Caller) -> Result<(), ApiError> {
 }
 
 /// Revokes one of the caller's sessions by its public id; 404 when it is not theirs.
-pub async fn revoke_session(app: &App, caller: &Caller, access_token_id: &str) -> Result<(), ApiError> {
-    let entry = audit_entry(app, Some(caller.account.id), "session_revoked", Some(caller.account.id), &["session"]);
+pub async fn revoke_session(
+    app: &App,
+    caller: &Caller,
+    access_token_id: &str,
+) -> Result<(), ApiError> {
+    let entry = audit_entry(
+        app,
+        Some(caller.account.id),
+        "session_revoked",
+        Some(caller.account.id),
+        &["session"],
+    );
     app.store.transaction(|tx| {
         let hash = tx
             .hash_by_token_id(access_token_id)?
@@ -499,7 +561,12 @@ pub async fn revoke_session(app: &App, caller: &Caller, access_token_id: &str) -
 /// Hashes a new password after checking policy; errors are keyed as the route names them.
 pub fn password_errors(app: &App, password: &str, confirmation: Option<&str>) -> FieldErrors {
     let mut errors = FieldErrors::new();
-    validate::check_new_password(&mut errors, password, confirmation, app.config.auth.password_min_length);
+    validate::check_new_password(
+        &mut errors,
+        password,
+        confirmation,
+        app.config.auth.password_min_length,
+    );
     errors
 }
 
@@ -514,7 +581,9 @@ mod tests {
         assert_eq!(t1.len(), 64);
         assert_ne!(t1, t2);
         assert_eq!(id1.len(), 80);
-        assert!(id1.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()));
+        assert!(id1
+            .bytes()
+            .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()));
         assert_ne!(id1, id2);
         assert_eq!(hash_token(&t1), h1);
         Ok(())
@@ -524,9 +593,15 @@ mod tests {
     fn bearer_parsing() {
         let mut h = http::HeaderMap::new();
         assert_eq!(bearer(&h), None);
-        h.insert("authorization", http::HeaderValue::from_static("Bearer abc"));
+        h.insert(
+            "authorization",
+            http::HeaderValue::from_static("Bearer abc"),
+        );
         assert_eq!(bearer(&h), Some("abc"));
-        h.insert("authorization", http::HeaderValue::from_static("bearer  xyz "));
+        h.insert(
+            "authorization",
+            http::HeaderValue::from_static("bearer  xyz "),
+        );
         assert_eq!(bearer(&h), Some("xyz"));
         h.insert("authorization", http::HeaderValue::from_static("Basic abc"));
         assert_eq!(bearer(&h), None);

@@ -251,7 +251,11 @@ mod tests {
                 "Method Not Allowed.",
             ),
             (ApiError::PayloadTooLarge, 413, "Payload Too Large."),
-            (ApiError::UnsupportedMediaType, 415, "Unsupported Media Type."),
+            (
+                ApiError::UnsupportedMediaType,
+                415,
+                "Unsupported Media Type.",
+            ),
             (
                 ApiError::Validation(FieldErrors::single("login", "x")),
                 422,
@@ -289,8 +293,11 @@ mod tests {
         assert_eq!(h[header::RETRY_AFTER], "42");
         let (_, _, h) = render(ApiError::Unavailable { retry_after: 0 }).await;
         assert_eq!(h[header::RETRY_AFTER], "1");
-        let (_, _, h) =
-            render(ApiError::MethodNotAllowed(vec![http::Method::GET, http::Method::PUT])).await;
+        let (_, _, h) = render(ApiError::MethodNotAllowed(vec![
+            http::Method::GET,
+            http::Method::PUT,
+        ]))
+        .await;
         assert_eq!(h[header::ALLOW], "GET, PUT");
     }
 

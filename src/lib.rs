@@ -17,19 +17,19 @@
 //! - `shutdown` — the shutdown signal shared by the server and background tasks.
 #![forbid(unsafe_code)]
 
-pub mod config;
-pub mod logging;
-pub mod systemd;
-pub mod tls;
 pub mod auth;
+pub mod config;
 pub mod error;
 pub mod handlers;
+pub mod logging;
 pub mod model;
 pub mod password;
 pub mod router;
 pub mod server;
 pub mod shutdown;
 pub mod store;
+pub mod systemd;
+pub mod tls;
 pub mod validate;
 
 use std::path::Path;
@@ -70,8 +70,9 @@ impl std::error::Error for StartError {}
 pub const STORE_CACHE_BYTES: u64 = 8 * 1024 * 1024;
 
 impl App {
-    /// Opens the store in `config.data_dir`, creating the first admin on an empty store.
-    pub fn open(config: Config) -> Result<Arc<App>, StartError> {
+    /// Opens the store in `config.data_dir`, creating the first admin on an empty store with
+    /// `admin_password` (the daemon passes `VMSD_ADMIN_PASSWORD`) or a random one.
+    pub fn open(config: Config, admin_password: Option<String>) -> Result<Arc<App>, StartError> {
         let dir = config.data_dir.clone();
         std::fs::create_dir_all(&dir).map_err(|e| {
             StartError::Other(format!("cannot create data dir {}: {e}", dir.display()))
@@ -95,7 +96,7 @@ impl App {
             router,
             shutting_down: AtomicBool::new(false),
         };
-        app.bootstrap_admin()?;
+        app.bootstrap_admin(admin_password)?;
         Ok(Arc::new(app))
     }
 
@@ -109,12 +110,12 @@ impl App {
 
     /// First start on an empty store: the `admin` account, with `VMSD_ADMIN_PASSWORD` or a
     /// random password written once to `<data_dir>/initial-admin-password` (0600).
-    fn bootstrap_admin(&self) -> Result<(), StartError> {
+    fn bootstrap_admin(&self, admin_password: Option<String>) -> Result<(), StartError> {
         if self.store.account_count() > 0 {
             return Ok(());
         }
-        let (password, file) = match std::env::var("VMSD_ADMIN_PASSWORD") {
-            Ok(p) if !p.is_empty() => (p, None),
+        let (password, file) = match admin_password {
+            Some(p) if !p.is_empty() => (p, None),
             _ => {
                 let p = password::random_password();
                 let path = self.config.data_dir.join("initial-admin-password");
@@ -175,7 +176,9 @@ impl App {
                 "created the admin account; its initial password is in {}",
                 path.display()
             ),
-            None => tracing::info!("created the admin account with the password from VMSD_ADMIN_PASSWORD"),
+            None => tracing::info!(
+                "created the admin account with the password from VMSD_ADMIN_PASSWORD"
+            ),
         }
         Ok(())
     }
@@ -198,7 +201,12 @@ pub fn write_private(path: &Path, contents: &[u8]) -> std::io::Result<()> {
 /// `vmsd admin reset-password`: offline, so it refuses while the daemon holds the database.
 pub fn reset_password(config: &Config, login: &str, password: &str) -> Result<(), String> {
     let mut errors = error::FieldErrors::new();
-    validate::check_new_password(&mut errors, password, Some(password), config.auth.password_min_length);
+    validate::check_new_password(
+        &mut errors,
+        password,
+        Some(password),
+        config.auth.password_min_length,
+    );
     if !errors.is_empty() {
         return Err(errors.messages("password").join(" "));
     }

@@ -32,7 +32,10 @@ pub fn init(filter: &str) -> LogSink {
     let (sink, journald_problem) = if to_journal {
         match tracing_journald::layer() {
             Ok(layer) => {
-                let _ = tracing_subscriber::registry().with(env_filter).with(layer).try_init();
+                let _ = tracing_subscriber::registry()
+                    .with(env_filter)
+                    .with(layer)
+                    .try_init();
                 (LogSink::Journald, None)
             }
             Err(e) => {
@@ -77,7 +80,11 @@ fn choose_filter(rust_log: Option<&str>, configured: &str) -> (EnvFilter, Option
     if let Some(env) = rust_log.filter(|s| !s.trim().is_empty()) {
         match builder.parse(env.trim()) {
             Ok(f) => return (f, None),
-            Err(e) => problem = Some(format!("ignoring invalid RUST_LOG {env:?} ({e}); using the configured log filter")),
+            Err(e) => {
+                problem = Some(format!(
+                    "ignoring invalid RUST_LOG {env:?} ({e}); using the configured log filter"
+                ))
+            }
         }
     }
     match builder.parse(configured.trim()) {
@@ -123,15 +130,39 @@ mod tests {
 
     #[test]
     fn journal_stream_matching() {
-        assert!(journal_stream_matches(Some("64769:1234567"), 64769, 1_234_567));
-        assert!(!journal_stream_matches(Some("64769:1234568"), 64769, 1_234_567));
-        assert!(!journal_stream_matches(Some("64770:1234567"), 64769, 1_234_567));
-        assert!(!journal_stream_matches(Some("1234567:64769"), 64769, 1_234_567));
+        assert!(journal_stream_matches(
+            Some("64769:1234567"),
+            64769,
+            1_234_567
+        ));
+        assert!(!journal_stream_matches(
+            Some("64769:1234568"),
+            64769,
+            1_234_567
+        ));
+        assert!(!journal_stream_matches(
+            Some("64770:1234567"),
+            64769,
+            1_234_567
+        ));
+        assert!(!journal_stream_matches(
+            Some("1234567:64769"),
+            64769,
+            1_234_567
+        ));
         assert!(!journal_stream_matches(Some("garbage"), 64769, 1_234_567));
         assert!(!journal_stream_matches(Some("64769:"), 64769, 1_234_567));
         assert!(!journal_stream_matches(Some(":1234567"), 64769, 1_234_567));
-        assert!(!journal_stream_matches(Some("64769:1234567:1"), 64769, 1_234_567));
-        assert!(!journal_stream_matches(Some("-1:1234567"), u64::MAX, 1_234_567));
+        assert!(!journal_stream_matches(
+            Some("64769:1234567:1"),
+            64769,
+            1_234_567
+        ));
+        assert!(!journal_stream_matches(
+            Some("-1:1234567"),
+            u64::MAX,
+            1_234_567
+        ));
         assert!(!journal_stream_matches(Some(""), 0, 0));
         assert!(!journal_stream_matches(None, 0, 0));
     }
@@ -140,8 +171,16 @@ mod tests {
     fn stderrs_real_identity_matches() {
         let st = nix::sys::stat::fstat(std::io::stderr().as_fd()).unwrap();
         let (dev, ino) = (as_u64(st.st_dev), as_u64(st.st_ino));
-        assert!(journal_stream_matches(Some(&format!("{dev}:{ino}")), dev, ino));
-        assert!(!journal_stream_matches(Some(&format!("{dev}:{}", ino + 1)), dev, ino));
+        assert!(journal_stream_matches(
+            Some(&format!("{dev}:{ino}")),
+            dev,
+            ino
+        ));
+        assert!(!journal_stream_matches(
+            Some(&format!("{dev}:{}", ino + 1)),
+            dev,
+            ino
+        ));
     }
 
     #[test]

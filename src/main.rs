@@ -13,7 +13,11 @@ use vmsd::config::{self, Config, EXIT_CONFIG};
 use vmsd::{auth, logging, server, shutdown, systemd, tls, App};
 
 #[derive(Parser)]
-#[command(name = "vmsd", version, about = "User and access daemon of the VMS appliance")]
+#[command(
+    name = "vmsd",
+    version,
+    about = "User and access daemon of the VMS appliance"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -102,7 +106,10 @@ fn main() -> ExitCode {
                 cfg.listen = listen;
             }
             logging::init(&cfg.log);
-            let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+            let runtime = match tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+            {
                 Ok(r) => r,
                 Err(e) => {
                     eprintln!("vmsd: cannot start the runtime: {e}");
@@ -161,11 +168,16 @@ async fn serve(cfg: Config) -> Result<(), String> {
             listeners.push(tokio::net::TcpListener::from_std(l).map_err(|e| e.to_string())?);
         }
     }
-    let addrs: Vec<SocketAddr> = listeners.iter().filter_map(|l| l.local_addr().ok()).collect();
+    let addrs: Vec<SocketAddr> = listeners
+        .iter()
+        .filter_map(|l| l.local_addr().ok())
+        .collect();
     let ips: Vec<_> = addrs.iter().map(|a| a.ip()).collect();
     let (tls_config, reloader) =
         tls::server_config(&cfg.tls, &cfg.data_dir, &ips).map_err(|e| e.to_string())?;
-    let app = tokio::task::block_in_place(|| App::open(cfg)).map_err(|e| e.to_string())?;
+    let admin_password = std::env::var("VMSD_ADMIN_PASSWORD").ok();
+    let app = tokio::task::block_in_place(|| App::open(cfg, admin_password))
+        .map_err(|e| e.to_string())?;
 
     let (trigger, shutdown) = shutdown::channel();
     tokio::spawn(auth::housekeeping(app.clone(), shutdown.clone()));
@@ -191,7 +203,9 @@ async fn serve(cfg: Config) -> Result<(), String> {
         let mut shutdown = shutdown.clone();
         tokio::spawn(async move {
             use tokio::signal::unix::{signal, SignalKind};
-            let Ok(mut hup) = signal(SignalKind::hangup()) else { return };
+            let Ok(mut hup) = signal(SignalKind::hangup()) else {
+                return;
+            };
             loop {
                 tokio::select! {
                     _ = shutdown.wait() => return,
@@ -200,19 +214,32 @@ async fn serve(cfg: Config) -> Result<(), String> {
                 notifier.reloading();
                 let r = reloader.clone();
                 match tokio::task::spawn_blocking(move || r.reload()).await {
-                    Ok(Ok(fp)) => tracing::info!(fingerprint = %fp, "TLS certificate reloaded, fingerprint {fp}"),
-                    Ok(Err(e)) => tracing::error!(error = %e, "TLS reload failed; keeping the old certificate"),
+                    Ok(Ok(fp)) => {
+                        tracing::info!(fingerprint = %fp, "TLS certificate reloaded, fingerprint {fp}")
+                    }
+                    Ok(Err(e)) => {
+                        tracing::error!(error = %e, "TLS reload failed; keeping the old certificate")
+                    }
                     Err(e) => tracing::error!(error = %e, "TLS reload task failed"),
                 }
                 notifier.ready("serving");
             }
         });
     }
-    let listening = addrs.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ");
+    let listening = addrs
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(", ");
     tracing::info!(listen = %listening, "vmsd {} serving on {listening}", env!("CARGO_PKG_VERSION"));
     notifier.ready(&format!("serving on {listening}"));
 
-    let server = tokio::spawn(server::run(listeners, app.clone(), tls_config, shutdown.clone()));
+    let server = tokio::spawn(server::run(
+        listeners,
+        app.clone(),
+        tls_config,
+        shutdown.clone(),
+    ));
     shutdown::signal().await;
     notifier.stopping();
     trigger.trigger();
@@ -220,7 +247,10 @@ async fn serve(cfg: Config) -> Result<(), String> {
         tracing::error!(error = %e, "server task failed");
     }
     auth::persist_last_used(&app);
-    app.store.flush().await.map_err(|e| format!("final flush failed: {e}"))?;
+    app.store
+        .flush()
+        .await
+        .map_err(|e| format!("final flush failed: {e}"))?;
     tracing::info!("vmsd stopped");
     Ok(())
 }

@@ -267,55 +267,233 @@ macro_rules! perm {
 pub const PERMISSIONS: &[Permission] = &[
     perm!(1, "groups-index", "Viewing camera groups", "Groups", User),
     perm!(2, "groups-store", "Creating a camera group", "Groups", User),
-    perm!(3, "groups-destroy", "Deleting a camera group", "Groups", User),
-    perm!(4, "groups-rename", "Renaming a camera group", "Groups", User),
-    perm!(5, "groups-cameras-attach", "Adding cameras to a group", "Groups", User),
-    perm!(6, "groups-cameras-detach", "Removing cameras from a group", "Groups", User),
+    perm!(
+        3,
+        "groups-destroy",
+        "Deleting a camera group",
+        "Groups",
+        User
+    ),
+    perm!(
+        4,
+        "groups-rename",
+        "Renaming a camera group",
+        "Groups",
+        User
+    ),
+    perm!(
+        5,
+        "groups-cameras-attach",
+        "Adding cameras to a group",
+        "Groups",
+        User
+    ),
+    perm!(
+        6,
+        "groups-cameras-detach",
+        "Removing cameras from a group",
+        "Groups",
+        User
+    ),
     perm!(7, "layouts-rename", "Renaming a Layout", "Layouts", User),
     perm!(8, "layouts-destroy", "Deleting a Layout", "Layouts", User),
     perm!(9, "layouts-store", "Creating Layout", "Layouts", User),
-    perm!(10, "layouts-cameras-attach", "Adding cameras to a Layout", "Layouts", User),
-    perm!(11, "layouts-cameras-detach", "Removing cameras from a Layout", "Layouts", User),
+    perm!(
+        10,
+        "layouts-cameras-attach",
+        "Adding cameras to a Layout",
+        "Layouts",
+        User
+    ),
+    perm!(
+        11,
+        "layouts-cameras-detach",
+        "Removing cameras from a Layout",
+        "Layouts",
+        User
+    ),
     perm!(12, "archives-show", "Viewing the archive", "Archive", User),
-    perm!(13, "archives-download", "Downloading the archive", "Archive", User),
-    perm!(14, "archives-preview-download", "Downloading archive previews", "Archive", User),
+    perm!(
+        13,
+        "archives-download",
+        "Downloading the archive",
+        "Archive",
+        User
+    ),
+    perm!(
+        14,
+        "archives-preview-download",
+        "Downloading archive previews",
+        "Archive",
+        User
+    ),
     perm!(15, "ptz", "PTZ camera control", "Cameras", User),
-    perm!(16, "camera-events-store", "Creating camera events", "Events", User),
-    perm!(17, "camera-events-index", "Viewing camera events", "Events", User),
+    perm!(
+        16,
+        "camera-events-store",
+        "Creating camera events",
+        "Events",
+        User
+    ),
+    perm!(
+        17,
+        "camera-events-index",
+        "Viewing camera events",
+        "Events",
+        User
+    ),
     perm!(18, "logins-store", "Creating logins", "Logins", User),
     perm!(19, "users-index", "Viewing sub-users", "Sub-users", User),
     perm!(20, "users-store", "Creating sub-users", "Sub-users", User),
     perm!(21, "users-show", "Viewing a sub-user", "Sub-users", User),
     perm!(22, "users-update", "Updating sub-users", "Sub-users", User),
     perm!(23, "users-destroy", "Deleting sub-users", "Sub-users", User),
-    perm!(24, "users-change-password", "Changing sub-user passwords", "Sub-users", User),
+    perm!(
+        24,
+        "users-change-password",
+        "Changing sub-user passwords",
+        "Sub-users",
+        User
+    ),
     perm!(25, "marks-index", "Viewing marks", "Marks", User),
     perm!(26, "marks-store", "Creating marks", "Marks", User),
     perm!(27, "marks-destroy", "Deleting marks", "Marks", User),
     perm!(28, "marks-update", "Updating marks", "Marks", User),
     perm!(29, "intercom-index", "Viewing intercoms", "Intercoms", User),
     perm!(30, "analytic", "Business analytics", "Analytics", User),
-    perm!(31, "analytic-cases-index", "Viewing analytics cases (deprecated)", "Analytics", User),
+    perm!(
+        31,
+        "analytic-cases-index",
+        "Viewing analytics cases (deprecated)",
+        "Analytics",
+        User
+    ),
     perm!(32, "bridges", "Bridges", "Bridges", User),
-    perm!(33, "intercom-face", "Intercom face recognition (deprecated)", "Intercoms", User),
-    perm!(40, "analytic-cases-motion-detect", "Motion detection", "Analytics cases L1", User, L1),
-    perm!(41, "analytic-cases-line-intersection", "Line crossing", "Analytics cases L1", User, L1),
-    perm!(42, "analytic-cases-smoke-fire", "Smoke and fire", "Analytics cases L1", User, L1),
-    perm!(43, "analytic-cases-loud-sound", "Loud sound", "Analytics cases L1", User, L1),
-    perm!(44, "analytic-cases-camera-obstacle", "Camera obstruction", "Analytics cases L1", User, L1),
-    perm!(45, "analytic-cases-person-counting", "Person counting", "Analytics cases L2", User, L2),
-    perm!(46, "analytic-cases-visitor-counting", "Visitor counting", "Analytics cases L2", User, L2),
-    perm!(47, "analytic-cases-face", "Face recognition", "Analytics cases L3", User, L3),
-    perm!(48, "analytic-cases-license-plate", "Licence plate recognition", "Analytics cases L3", User, L3),
-    perm!(49, "analytic-cases-container-number-recognition", "Container number recognition", "Analytics cases L3", User, L3),
-    perm!(100, "streams-update", "Updating a video Stream", "Video streams", Admin),
-    perm!(101, "dhcp-subnets-destroy", "Deleting a DHCP network", "DHCP subnets", Admin),
-    perm!(102, "servers-update", "Updating a media server", "Servers", Admin),
+    perm!(
+        33,
+        "intercom-face",
+        "Intercom face recognition (deprecated)",
+        "Intercoms",
+        User
+    ),
+    perm!(
+        40,
+        "analytic-cases-motion-detect",
+        "Motion detection",
+        "Analytics cases L1",
+        User,
+        L1
+    ),
+    perm!(
+        41,
+        "analytic-cases-line-intersection",
+        "Line crossing",
+        "Analytics cases L1",
+        User,
+        L1
+    ),
+    perm!(
+        42,
+        "analytic-cases-smoke-fire",
+        "Smoke and fire",
+        "Analytics cases L1",
+        User,
+        L1
+    ),
+    perm!(
+        43,
+        "analytic-cases-loud-sound",
+        "Loud sound",
+        "Analytics cases L1",
+        User,
+        L1
+    ),
+    perm!(
+        44,
+        "analytic-cases-camera-obstacle",
+        "Camera obstruction",
+        "Analytics cases L1",
+        User,
+        L1
+    ),
+    perm!(
+        45,
+        "analytic-cases-person-counting",
+        "Person counting",
+        "Analytics cases L2",
+        User,
+        L2
+    ),
+    perm!(
+        46,
+        "analytic-cases-visitor-counting",
+        "Visitor counting",
+        "Analytics cases L2",
+        User,
+        L2
+    ),
+    perm!(
+        47,
+        "analytic-cases-face",
+        "Face recognition",
+        "Analytics cases L3",
+        User,
+        L3
+    ),
+    perm!(
+        48,
+        "analytic-cases-license-plate",
+        "Licence plate recognition",
+        "Analytics cases L3",
+        User,
+        L3
+    ),
+    perm!(
+        49,
+        "analytic-cases-container-number-recognition",
+        "Container number recognition",
+        "Analytics cases L3",
+        User,
+        L3
+    ),
+    perm!(
+        100,
+        "streams-update",
+        "Updating a video Stream",
+        "Video streams",
+        Admin
+    ),
+    perm!(
+        101,
+        "dhcp-subnets-destroy",
+        "Deleting a DHCP network",
+        "DHCP subnets",
+        Admin
+    ),
+    perm!(
+        102,
+        "servers-update",
+        "Updating a media server",
+        "Servers",
+        Admin
+    ),
     perm!(103, "packs-destroy", "Deleting a pack", "Packs", Admin),
     perm!(104, "users-admin-index", "Viewing users", "Users", Admin),
     perm!(105, "users-admin-update", "Updating users", "Users", Admin),
-    perm!(106, "cameras-admin-index", "Viewing cameras", "Cameras", Admin),
-    perm!(107, "cameras-admin-update", "Updating cameras", "Cameras", Admin),
+    perm!(
+        106,
+        "cameras-admin-index",
+        "Viewing cameras",
+        "Cameras",
+        Admin
+    ),
+    perm!(
+        107,
+        "cameras-admin-update",
+        "Updating cameras",
+        "Cameras",
+        Admin
+    ),
 ];
 
 pub fn permission(id: u64) -> Option<&'static Permission> {
@@ -380,7 +558,11 @@ pub fn licence_limit_reached(account: &Account, pools: &[Pool; 3]) -> bool {
 }
 
 /// `<SpecialUser>` of seed 002; also the admin shape (SPEC §3, admin login).
-pub fn special_user_view(account: &Account, access_token_id: Option<&str>, pools: &[Pool; 3]) -> Value {
+pub fn special_user_view(
+    account: &Account,
+    access_token_id: Option<&str>,
+    pools: &[Pool; 3],
+) -> Value {
     json!({
         "id": account.id,
         "name": account.name,
@@ -427,15 +609,43 @@ mod tests {
         assert_eq!(ids.len(), PERMISSIONS.len());
         assert_eq!(names.len(), PERMISSIONS.len());
         for name in [
-            "layouts-store", "layouts-destroy", "layouts-rename", "layouts-cameras-attach",
-            "layouts-cameras-detach", "groups-index", "groups-store", "groups-destroy",
-            "groups-rename", "groups-cameras-attach", "groups-cameras-detach", "archives-show",
-            "archives-download", "archives-preview-download", "ptz", "camera-events-store",
-            "camera-events-index", "logins-store", "users-index", "users-store", "users-show",
-            "users-update", "users-destroy", "users-change-password", "marks-index",
-            "marks-store", "marks-destroy", "marks-update", "intercom-index", "analytic",
-            "analytic-cases-index", "bridges", "intercom-face", "streams-update",
-            "dhcp-subnets-destroy", "servers-update", "packs-destroy",
+            "layouts-store",
+            "layouts-destroy",
+            "layouts-rename",
+            "layouts-cameras-attach",
+            "layouts-cameras-detach",
+            "groups-index",
+            "groups-store",
+            "groups-destroy",
+            "groups-rename",
+            "groups-cameras-attach",
+            "groups-cameras-detach",
+            "archives-show",
+            "archives-download",
+            "archives-preview-download",
+            "ptz",
+            "camera-events-store",
+            "camera-events-index",
+            "logins-store",
+            "users-index",
+            "users-store",
+            "users-show",
+            "users-update",
+            "users-destroy",
+            "users-change-password",
+            "marks-index",
+            "marks-store",
+            "marks-destroy",
+            "marks-update",
+            "intercom-index",
+            "analytic",
+            "analytic-cases-index",
+            "bridges",
+            "intercom-face",
+            "streams-update",
+            "dhcp-subnets-destroy",
+            "servers-update",
+            "packs-destroy",
             "analytic-cases-camera-obstacle",
         ] {
             assert!(names.contains(name), "missing {name}");
@@ -456,7 +666,11 @@ mod tests {
 
     #[test]
     fn license_view_computes_free_and_pretty_names() {
-        let pools = [Pool { all: 100, used: 2 }, Pool::default(), Pool { all: 1, used: 1 }];
+        let pools = [
+            Pool { all: 100, used: 2 },
+            Pool::default(),
+            Pool { all: 1, used: 1 },
+        ];
         let v = license_view(&pools, "LIC-XXXX-VA");
         assert_eq!(v[0]["type"], "analytic_l1");
         assert_eq!(v[0]["type_pretty"], "LIC-XXXX-VA-L1");

@@ -151,7 +151,10 @@ mod tests {
         let h = Hasher::new(&small())?;
         let stored = h.hash("correct horse".into()).await?;
         assert!(stored.starts_with("$argon2id$v=19$m=64,t=1,p=1$"));
-        assert!(h.verify("correct horse".into(), Some(stored.clone())).await?);
+        assert!(
+            h.verify("correct horse".into(), Some(stored.clone()))
+                .await?
+        );
         assert!(!h.verify("wrong horse".into(), Some(stored)).await?);
         assert!(!h.verify("anything".into(), None).await?);
         Ok(())
@@ -166,7 +169,8 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn the_queue_is_bounded_and_answers_503_beyond_it() -> Result<(), Box<dyn std::error::Error>> {
+    async fn the_queue_is_bounded_and_answers_503_beyond_it(
+    ) -> Result<(), Box<dyn std::error::Error>> {
         let h = Arc::new(Hasher::new(&small())?);
         // Occupy the one running slot and the one queue slot by holding their permits.
         let a = h.admitted.clone().try_acquire_many_owned(2)?;

@@ -24,17 +24,32 @@ pub enum Endpoint {
 
 const ROUTES: &[(&str, &[(Method, Endpoint)])] = &[
     ("/healthz", &[(Method::GET, Endpoint::Healthz)]),
-    ("/api/v1/static/basic", &[(Method::GET, Endpoint::StaticBasic)]),
+    (
+        "/api/v1/static/basic",
+        &[(Method::GET, Endpoint::StaticBasic)],
+    ),
     ("/api/v1/token", &[(Method::POST, Endpoint::ClientToken)]),
     ("/api/v1/logout", &[(Method::POST, Endpoint::ClientLogout)]),
     ("/api/v1/sessions", &[(Method::GET, Endpoint::Sessions)]),
-    ("/api/v1/sessions/{id}", &[(Method::POST, Endpoint::SessionRevoke)]),
+    (
+        "/api/v1/sessions/{id}",
+        &[(Method::POST, Endpoint::SessionRevoke)],
+    ),
     (
         "/api/v1/users/self",
-        &[(Method::GET, Endpoint::SelfShow), (Method::PUT, Endpoint::SelfUpdate)],
+        &[
+            (Method::GET, Endpoint::SelfShow),
+            (Method::PUT, Endpoint::SelfUpdate),
+        ],
     ),
-    ("/api/admin/v1/auth/token", &[(Method::POST, Endpoint::AdminToken)]),
-    ("/api/admin/v1/auth/logout", &[(Method::POST, Endpoint::AdminLogout)]),
+    (
+        "/api/admin/v1/auth/token",
+        &[(Method::POST, Endpoint::AdminToken)],
+    ),
+    (
+        "/api/admin/v1/auth/logout",
+        &[(Method::POST, Endpoint::AdminLogout)],
+    ),
     (
         "/api/admin/v1/users/self/update-password",
         &[(Method::PUT, Endpoint::AdminUpdatePassword)],
@@ -86,7 +101,11 @@ impl Router {
         );
         let methods = *matched.value;
         // HEAD is answered like GET would be, as every HTTP server does.
-        let wanted = if method == Method::HEAD { &Method::GET } else { method };
+        let wanted = if method == Method::HEAD {
+            &Method::GET
+        } else {
+            method
+        };
         match methods.iter().find(|(m, _)| m == wanted) {
             Some((_, endpoint)) => Ok((*endpoint, params)),
             None => Err(ApiError::MethodNotAllowed(
@@ -103,8 +122,14 @@ mod tests {
     #[test]
     fn routes_methods_and_params() -> Result<(), String> {
         let r = Router::new()?;
-        assert!(matches!(r.route(&Method::GET, "/api/v1/users/self"), Ok((Endpoint::SelfShow, _))));
-        assert!(matches!(r.route(&Method::PUT, "/api/v1/users/self/"), Ok((Endpoint::SelfUpdate, _))));
+        assert!(matches!(
+            r.route(&Method::GET, "/api/v1/users/self"),
+            Ok((Endpoint::SelfShow, _))
+        ));
+        assert!(matches!(
+            r.route(&Method::PUT, "/api/v1/users/self/"),
+            Ok((Endpoint::SelfUpdate, _))
+        ));
         let (e, p) = r
             .route(&Method::POST, "/api/v1/sessions/abc")
             .map_err(|e| e.to_string())?;
@@ -114,8 +139,14 @@ mod tests {
             Err(ApiError::MethodNotAllowed(m)) => assert_eq!(m, vec![Method::GET, Method::PUT]),
             other => return Err(format!("{other:?}")),
         }
-        assert!(matches!(r.route(&Method::GET, "/nope"), Err(ApiError::NotFound)));
-        assert!(matches!(r.route(&Method::GET, "/"), Err(ApiError::NotFound)));
+        assert!(matches!(
+            r.route(&Method::GET, "/nope"),
+            Err(ApiError::NotFound)
+        ));
+        assert!(matches!(
+            r.route(&Method::GET, "/"),
+            Err(ApiError::NotFound)
+        ));
         Ok(())
     }
 }

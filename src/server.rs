@@ -104,7 +104,9 @@ async fn accept_loop(
         tokio::spawn(async move {
             let _permit = permit;
             let limits = &app.config.limits;
-            let tls = match tokio::time::timeout(limits.tls_handshake_timeout, acceptor.accept(tcp)).await {
+            let tls = match tokio::time::timeout(limits.tls_handshake_timeout, acceptor.accept(tcp))
+                .await
+            {
                 Ok(Ok(tls)) => tls,
                 Ok(Err(e)) => {
                     tracing::debug!(%peer, error = %e, "TLS handshake failed");
@@ -136,18 +138,24 @@ async fn accept_loop(
 }
 
 /// One request, under `limits.request_timeout`. Never fails: errors become responses.
-async fn handle(app: Arc<App>, peer: SocketAddr, req: hyper::Request<Incoming>) -> http::Response<Body> {
+async fn handle(
+    app: Arc<App>,
+    peer: SocketAddr,
+    req: hyper::Request<Incoming>,
+) -> http::Response<Body> {
     let started = Instant::now();
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
-    let response = match tokio::time::timeout(app.config.limits.request_timeout, serve(&app, peer, req)).await {
-        Ok(Ok(response)) => response,
-        Ok(Err(e)) => e.into_response(),
-        Err(_) => {
-            tracing::warn!(%method, %path, "request timed out");
-            ApiError::Unavailable { retry_after: 1 }.into_response()
-        }
-    };
+    let response =
+        match tokio::time::timeout(app.config.limits.request_timeout, serve(&app, peer, req)).await
+        {
+            Ok(Ok(response)) => response,
+            Ok(Err(e)) => e.into_response(),
+            Err(_) => {
+                tracing::warn!(%method, %path, "request timed out");
+                ApiError::Unavailable { retry_after: 1 }.into_response()
+            }
+        };
     tracing::debug!(
         %method,
         %path,
@@ -165,10 +173,15 @@ fn is_json_content_type(value: &str) -> bool {
         .unwrap_or_default()
         .trim()
         .to_ascii_lowercase();
-    essence == "application/json" || (essence.starts_with("application/") && essence.ends_with("+json"))
+    essence == "application/json"
+        || (essence.starts_with("application/") && essence.ends_with("+json"))
 }
 
-async fn serve(app: &Arc<App>, peer: SocketAddr, req: hyper::Request<Incoming>) -> Result<http::Response<Body>, ApiError> {
+async fn serve(
+    app: &Arc<App>,
+    peer: SocketAddr,
+    req: hyper::Request<Incoming>,
+) -> Result<http::Response<Body>, ApiError> {
     if app.is_shutting_down() {
         return Err(ApiError::Unavailable { retry_after: 5 });
     }
@@ -188,10 +201,18 @@ async fn serve(app: &Arc<App>, peer: SocketAddr, req: hyper::Request<Incoming>) 
     }
     let bytes = match Limited::new(body, max).collect().await {
         Ok(collected) => collected.to_bytes(),
-        Err(e) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => {
+        Err(e)
+            if e.downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some() =>
+        {
             return Err(ApiError::PayloadTooLarge);
         }
-        Err(_) => return Err(ApiError::field("body", crate::validate::MSG_BODY_INVALID_JSON)),
+        Err(_) => {
+            return Err(ApiError::field(
+                "body",
+                crate::validate::MSG_BODY_INVALID_JSON,
+            ))
+        }
     };
     if !bytes.is_empty() && parts.method != Method::GET {
         if let Some(ct) = parts.headers.get(header::CONTENT_TYPE) {

@@ -276,7 +276,11 @@ impl Store {
         }
     }
 
-    fn get<T: DeserializeOwned>(tree: &Tree, name: &str, key: &[u8]) -> Result<Option<T>, StoreError> {
+    fn get<T: DeserializeOwned>(
+        tree: &Tree,
+        name: &str,
+        key: &[u8],
+    ) -> Result<Option<T>, StoreError> {
         match tree.get(key)? {
             None => Ok(None),
             Some(bytes) => decode(name, &bytes).map(Some).map_err(StoreError::Corrupt),
@@ -328,7 +332,9 @@ impl Store {
     }
 
     /// Every stored session, for the expiry sweep.
-    pub fn all_sessions(&self) -> impl Iterator<Item = Result<(TokenHash, Session), StoreError>> + '_ {
+    pub fn all_sessions(
+        &self,
+    ) -> impl Iterator<Item = Result<(TokenHash, Session), StoreError>> + '_ {
         self.trees.tokenhash_session.iter().map(|item| {
             let (k, v) = item?;
             let hash: TokenHash = k
@@ -344,18 +350,16 @@ impl Store {
     /// meanwhile is not brought back.
     pub fn touch_sessions(&self, updates: &[(TokenHash, i64)]) -> Result<(), StoreError> {
         for (hash, at) in updates {
-            self.trees
-                .tokenhash_session
-                .fetch_and_update(hash, |old| {
-                    let old = old?;
-                    match serde_json::from_slice::<Session>(old) {
-                        Ok(mut s) => {
-                            s.last_used = Some(s.last_used.map_or(*at, |l| l.max(*at)));
-                            Some(encode(&s))
-                        }
-                        Err(_) => Some(old.to_vec()),
+            self.trees.tokenhash_session.fetch_and_update(hash, |old| {
+                let old = old?;
+                match serde_json::from_slice::<Session>(old) {
+                    Ok(mut s) => {
+                        s.last_used = Some(s.last_used.map_or(*at, |l| l.max(*at)));
+                        Some(encode(&s))
                     }
-                })?;
+                    Err(_) => Some(old.to_vec()),
+                }
+            })?;
         }
         Ok(())
     }
@@ -379,7 +383,11 @@ impl Store {
     }
 
     /// Audit entries newest first, skipping `offset`, at most `limit`; and the total count.
-    pub fn audit_page(&self, offset: usize, limit: usize) -> Result<(Vec<AuditEntry>, usize), StoreError> {
+    pub fn audit_page(
+        &self,
+        offset: usize,
+        limit: usize,
+    ) -> Result<(Vec<AuditEntry>, usize), StoreError> {
         let total = self.trees.audit.len();
         let mut out = Vec::new();
         for item in self.trees.audit.iter().rev().skip(offset).take(limit) {
@@ -390,7 +398,11 @@ impl Store {
     }
 
     /// The newest `limit` audit entries about one account.
-    pub fn account_events(&self, account_id: u64, limit: usize) -> Result<Vec<AuditEntry>, StoreError> {
+    pub fn account_events(
+        &self,
+        account_id: u64,
+        limit: usize,
+    ) -> Result<Vec<AuditEntry>, StoreError> {
         let mut out = Vec::new();
         for item in self
             .trees
@@ -414,7 +426,9 @@ impl Store {
         Self::get(&self.trees.cameras, "cameras", &id_key(id))
     }
 
-    pub fn cameras_raw<T: DeserializeOwned>(&self) -> impl Iterator<Item = Result<T, StoreError>> + '_ {
+    pub fn cameras_raw<T: DeserializeOwned>(
+        &self,
+    ) -> impl Iterator<Item = Result<T, StoreError>> + '_ {
         self.trees.cameras.iter().map(|item| {
             let (_, v) = item?;
             decode("cameras", &v).map_err(StoreError::Corrupt)
@@ -425,7 +439,9 @@ impl Store {
         Self::get(&self.trees.camera_groups, "camera_groups", &id_key(id))
     }
 
-    pub fn camera_groups_raw<T: DeserializeOwned>(&self) -> impl Iterator<Item = Result<T, StoreError>> + '_ {
+    pub fn camera_groups_raw<T: DeserializeOwned>(
+        &self,
+    ) -> impl Iterator<Item = Result<T, StoreError>> + '_ {
         self.trees.camera_groups.iter().map(|item| {
             let (_, v) = item?;
             decode("camera_groups", &v).map_err(StoreError::Corrupt)
@@ -460,7 +476,11 @@ pub struct Tx<'a> {
 }
 
 impl Tx<'_> {
-    fn get<T: DeserializeOwned>(tree: &TransactionalTree, name: &str, key: &[u8]) -> TxResult<Option<T>> {
+    fn get<T: DeserializeOwned>(
+        tree: &TransactionalTree,
+        name: &str,
+        key: &[u8],
+    ) -> TxResult<Option<T>> {
         match tree.get(key)? {
             None => Ok(None),
             Some(bytes) => decode(name, &bytes).map(Some).map_err(TxError::Corrupt),
@@ -475,7 +495,8 @@ impl Tx<'_> {
             .and_then(|v| key_id(&v))
             .unwrap_or(0);
         let next = current + 1;
-        self.counters.insert(sequence.as_bytes(), &next.to_be_bytes())?;
+        self.counters
+            .insert(sequence.as_bytes(), &next.to_be_bytes())?;
         Ok(next)
     }
 
@@ -493,7 +514,12 @@ impl Tx<'_> {
     /// Writes an account and keeps the login index in step with it. `previous_login_key` is
     /// the key it was indexed under before (None for a new account). Returns Abort with a 422
     /// on `field` when another account holds the login.
-    pub fn put_account(&self, account: &Account, previous_login_key: Option<&str>, field: &str) -> TxResult<()> {
+    pub fn put_account(
+        &self,
+        account: &Account,
+        previous_login_key: Option<&str>,
+        field: &str,
+    ) -> TxResult<()> {
         let key = crate::validate::login_key(&account.login);
         if previous_login_key != Some(key.as_str()) {
             if let Some(owner) = self.account_id_by_login(&key)? {
@@ -561,7 +587,8 @@ impl Tx<'_> {
         self.set_session_hashes(session.account_id, &hashes)?;
         self.tokenid_tokenhash
             .insert(session.access_token_id.as_bytes(), hash.as_slice())?;
-        self.tokenhash_session.insert(hash.as_slice(), encode(session))?;
+        self.tokenhash_session
+            .insert(hash.as_slice(), encode(session))?;
         Ok(())
     }
 
@@ -608,8 +635,12 @@ impl Tx<'_> {
     }
 
     pub fn pool(&self, level: LicenseLevel) -> TxResult<Pool> {
-        Ok(Self::get(self.licensetype_pool, "licensetype_pool", level.type_name().as_bytes())?
-            .unwrap_or_default())
+        Ok(Self::get(
+            self.licensetype_pool,
+            "licensetype_pool",
+            level.type_name().as_bytes(),
+        )?
+        .unwrap_or_default())
     }
 
     pub fn put_pool(&self, level: LicenseLevel, pool: &Pool) -> TxResult<()> {
@@ -759,7 +790,9 @@ mod tests {
         let a = create(&store, "Alice")?;
         assert_eq!(store.account_by_login("alice")?.map(|x| x.id), Some(a.id));
         let dup = create(&store, " ALICE ");
-        assert!(matches!(dup, Err(ApiError::Validation(e)) if e.messages("login") == ["The login has already been taken."]));
+        assert!(
+            matches!(dup, Err(ApiError::Validation(e)) if e.messages("login") == ["The login has already been taken."])
+        );
         // A rename frees the old login and takes the new one, in one transaction.
         store.transaction(|tx| {
             let mut x = tx.account(a.id)?.ok_or(ApiError::NotFound)?;
@@ -768,7 +801,12 @@ mod tests {
             tx.put_account(&x, Some(&old), "login")
         })?;
         assert!(store.account_by_login("alice")?.is_none());
-        assert_eq!(store.account_by_login(&crate::validate::login_key("ALICIA"))?.map(|x| x.id), Some(a.id));
+        assert_eq!(
+            store
+                .account_by_login(&crate::validate::login_key("ALICIA"))?
+                .map(|x| x.id),
+            Some(a.id)
+        );
         Ok(())
     }
 
@@ -817,7 +855,8 @@ mod tests {
     }
 
     #[test]
-    fn deleting_an_account_removes_sessions_and_camera_links() -> Result<(), Box<dyn std::error::Error>> {
+    fn deleting_an_account_removes_sessions_and_camera_links(
+    ) -> Result<(), Box<dyn std::error::Error>> {
         let dir = tempfile::tempdir()?;
         let store = Store::open(dir.path(), 1 << 20)?;
         let mut a = create(&store, "a")?;
@@ -836,7 +875,8 @@ mod tests {
     }
 
     #[test]
-    fn audit_entries_are_indexed_per_account_newest_first() -> Result<(), Box<dyn std::error::Error>> {
+    fn audit_entries_are_indexed_per_account_newest_first() -> Result<(), Box<dyn std::error::Error>>
+    {
         let dir = tempfile::tempdir()?;
         let store = Store::open(dir.path(), 1 << 20)?;
         for i in 0..3 {
@@ -852,7 +892,10 @@ mod tests {
             store.transaction(|tx| tx.audit(&entry))?;
         }
         let events = store.account_events(5, 2)?;
-        assert_eq!(events.iter().map(|e| e.action.as_str()).collect::<Vec<_>>(), ["a2", "a1"]);
+        assert_eq!(
+            events.iter().map(|e| e.action.as_str()).collect::<Vec<_>>(),
+            ["a2", "a1"]
+        );
         let (page, total) = store.audit_page(0, 10)?;
         assert_eq!((page.len(), total), (3, 3));
         drop(store);
@@ -866,10 +909,14 @@ mod tests {
         let dir = tempfile::tempdir()?;
         {
             let db = sled::open(dir.path().join("db"))?;
-            db.open_tree("meta")?.insert("schema_version", &99u64.to_be_bytes())?;
+            db.open_tree("meta")?
+                .insert("schema_version", &99u64.to_be_bytes())?;
             db.flush()?;
         }
-        assert!(matches!(Store::open(dir.path(), 1 << 20), Err(StoreError::Schema(_))));
+        assert!(matches!(
+            Store::open(dir.path(), 1 << 20),
+            Err(StoreError::Schema(_))
+        ));
         Ok(())
     }
 }

@@ -50,7 +50,9 @@ impl Notifier {
     /// socket. Anything else disables notifications, as libsystemd does.
     pub fn from_socket_path(s: &str) -> Notifier {
         match Target::open(s) {
-            Ok(target) => Notifier { target: Some(target) },
+            Ok(target) => Notifier {
+                target: Some(target),
+            },
             Err(e) => {
                 if !s.is_empty() {
                     tracing::debug!(notify_socket = s, error = %e, "sd_notify disabled: unusable NOTIFY_SOCKET {s:?}: {e}");
@@ -158,7 +160,11 @@ pub fn watchdog_interval() -> Option<Duration> {
 
 /// Pure core of [`watchdog_interval`], following sd_watchdog_enabled(3): a set but unparsable
 /// `WATCHDOG_PID` disables the watchdog, and so do 0 and "infinity" (`u64::MAX`) timeouts.
-pub fn watchdog_interval_from(usec: Option<&str>, pid: Option<&str>, my_pid: u32) -> Option<Duration> {
+pub fn watchdog_interval_from(
+    usec: Option<&str>,
+    pid: Option<&str>,
+    my_pid: u32,
+) -> Option<Duration> {
     let usec: u64 = usec?.trim().parse().ok()?;
     if usec == 0 || usec == u64::MAX {
         return None;
@@ -337,7 +343,9 @@ mod tests {
     fn raw_notify_sends_one_datagram() {
         let (_dir, rx, path) = bind_path();
         let notifier = Notifier::from_socket_path(&path);
-        notifier.notify("STATUS=a\nEXTEND_TIMEOUT_USEC=5000000").unwrap();
+        notifier
+            .notify("STATUS=a\nEXTEND_TIMEOUT_USEC=5000000")
+            .unwrap();
         assert_eq!(recv(&rx), "STATUS=a\nEXTEND_TIMEOUT_USEC=5000000");
     }
 
@@ -374,19 +382,28 @@ mod tests {
         let half = Some(Duration::from_secs(15));
         assert_eq!(watchdog_interval_from(Some("30000000"), None, 7), half);
         assert_eq!(watchdog_interval_from(Some("30000000"), Some("7"), 7), half);
-        assert_eq!(watchdog_interval_from(Some("1"), None, 7), Some(Duration::from_micros(1)));
+        assert_eq!(
+            watchdog_interval_from(Some("1"), None, 7),
+            Some(Duration::from_micros(1))
+        );
     }
 
     #[test]
     fn watchdog_interval_rejects_other_pids_and_garbage() {
         assert_eq!(watchdog_interval_from(Some("30000000"), Some("8"), 7), None);
-        assert_eq!(watchdog_interval_from(Some("30000000"), Some("seven"), 7), None);
+        assert_eq!(
+            watchdog_interval_from(Some("30000000"), Some("seven"), 7),
+            None
+        );
         assert_eq!(watchdog_interval_from(Some("30000000"), Some(""), 7), None);
         assert_eq!(watchdog_interval_from(Some("30s"), None, 7), None);
         assert_eq!(watchdog_interval_from(Some("-5"), None, 7), None);
         assert_eq!(watchdog_interval_from(Some(""), None, 7), None);
         assert_eq!(watchdog_interval_from(Some("0"), None, 7), None);
-        assert_eq!(watchdog_interval_from(Some(&u64::MAX.to_string()), None, 7), None);
+        assert_eq!(
+            watchdog_interval_from(Some(&u64::MAX.to_string()), None, 7),
+            None
+        );
         assert_eq!(watchdog_interval_from(None, Some("7"), 7), None);
         assert_eq!(watchdog_interval_from(None, None, 7), None);
     }
@@ -446,21 +463,34 @@ mod tests {
 
         tokio::time::sleep(Duration::from_millis(400)).await;
         let healthy_pings = ping_count(&drain(&rx));
-        assert!((3..=12).contains(&healthy_pings), "{healthy_pings} pings in 400 ms at 50 ms");
+        assert!(
+            (3..=12).contains(&healthy_pings),
+            "{healthy_pings} pings in 400 ms at 50 ms"
+        );
 
         healthy.store(false, Ordering::SeqCst);
         // A probe that read the flag just before the flip may still ping once.
         tokio::time::sleep(Duration::from_millis(60)).await;
         drain(&rx);
         tokio::time::sleep(Duration::from_millis(300)).await;
-        assert_eq!(ping_count(&drain(&rx)), 0, "pings continued after the probe failed");
+        assert_eq!(
+            ping_count(&drain(&rx)),
+            0,
+            "pings continued after the probe failed"
+        );
 
         healthy.store(true, Ordering::SeqCst);
         tokio::time::sleep(Duration::from_millis(300)).await;
-        assert!(ping_count(&drain(&rx)) >= 2, "pings did not resume after recovery");
+        assert!(
+            ping_count(&drain(&rx)) >= 2,
+            "pings did not resume after recovery"
+        );
 
         tx.send(true).unwrap();
-        tokio::time::timeout(Duration::from_secs(2), task).await.unwrap().unwrap();
+        tokio::time::timeout(Duration::from_secs(2), task)
+            .await
+            .unwrap()
+            .unwrap();
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -477,7 +507,10 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(300)).await;
         assert_eq!(ping_count(&drain(&rx)), 0);
         tx.send(true).unwrap();
-        tokio::time::timeout(Duration::from_millis(500), task).await.unwrap().unwrap();
+        tokio::time::timeout(Duration::from_millis(500), task)
+            .await
+            .unwrap()
+            .unwrap();
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -497,7 +530,10 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(300)).await;
         assert_eq!(ping_count(&drain(&rx)), 0);
         tx.send(true).unwrap();
-        tokio::time::timeout(Duration::from_millis(500), task).await.unwrap().unwrap();
+        tokio::time::timeout(Duration::from_millis(500), task)
+            .await
+            .unwrap()
+            .unwrap();
     }
 
     #[tokio::test]
@@ -527,7 +563,12 @@ mod tests {
         drop(tx);
         tokio::time::timeout(
             Duration::from_secs(1),
-            run_watchdog(Arc::new(Notifier::disabled()), Duration::from_millis(50), || async { true }, shutdown),
+            run_watchdog(
+                Arc::new(Notifier::disabled()),
+                Duration::from_millis(50),
+                || async { true },
+                shutdown,
+            ),
         )
         .await
         .unwrap();
@@ -542,6 +583,9 @@ mod tests {
         ));
         tokio::time::sleep(Duration::from_millis(20)).await;
         tx.send(true).unwrap();
-        tokio::time::timeout(Duration::from_secs(1), task).await.unwrap().unwrap();
+        tokio::time::timeout(Duration::from_secs(1), task)
+            .await
+            .unwrap()
+            .unwrap();
     }
 }

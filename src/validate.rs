@@ -41,7 +41,10 @@ pub fn msg_min_chars(field: &str, n: usize) -> String {
     format!("The {} must be at least {n} characters.", attr(field))
 }
 pub fn msg_max_chars(field: &str, n: usize) -> String {
-    format!("The {} must not be greater than {n} characters.", attr(field))
+    format!(
+        "The {} must not be greater than {n} characters.",
+        attr(field)
+    )
 }
 pub fn msg_max_items(field: &str, n: usize) -> String {
     format!("The {} must not have more than {n} items.", attr(field))
@@ -288,7 +291,10 @@ pub fn parse_date(input: &str) -> Option<OffsetDateTime> {
     if let Ok(t) = OffsetDateTime::parse(s, &Rfc3339) {
         return Some(t);
     }
-    if let Ok(t) = PrimitiveDateTime::parse(s, format_description!("[year]-[month]-[day] [hour]:[minute]:[second]")) {
+    if let Ok(t) = PrimitiveDateTime::parse(
+        s,
+        format_description!("[year]-[month]-[day] [hour]:[minute]:[second]"),
+    ) {
         return Some(t.assume_utc());
     }
     if let Ok(d) = time::Date::parse(s, format_description!("[year]-[month]-[day]")) {
@@ -315,7 +321,9 @@ mod tests {
         assert!(parse_body(b"null").map(|m| m.is_empty()).unwrap_or(false));
         assert!(parse_body(b" {} ").map(|m| m.is_empty()).unwrap_or(false));
         let bad = parse_body(b"{\"a\":").err();
-        assert!(matches!(bad, Some(ApiError::Validation(e)) if e.messages("body") == [MSG_BODY_INVALID_JSON]));
+        assert!(
+            matches!(bad, Some(ApiError::Validation(e)) if e.messages("body") == [MSG_BODY_INVALID_JSON])
+        );
         let arr = parse_body(b"[1]").err();
         assert!(matches!(arr, Some(ApiError::Validation(e)) if e.has("body")));
     }
@@ -353,7 +361,10 @@ mod tests {
         assert_eq!(e.messages("ptz"), ["The ptz must be between 1 and 100."]);
         assert_eq!(e.messages("ids.3"), ["The ids.3 must be an integer."]);
         assert_eq!(e.messages("list"), ["The list must be an array."]);
-        assert_eq!(e.messages("long"), ["The long must not be greater than 3 characters."]);
+        assert_eq!(
+            e.messages("long"),
+            ["The long must not be greater than 3 characters."]
+        );
         assert_eq!(e.messages("login"), ["The login field is required."]);
         assert!(input.finish().is_err());
     }

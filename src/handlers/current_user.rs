@@ -55,7 +55,10 @@ pub async fn update(app: &App, req: &Request) -> HandlerResult {
             app.config.auth.password_min_length,
         );
         match &current {
-            None => errors.add("current_password", validate::msg_required("current_password")),
+            None => errors.add(
+                "current_password",
+                validate::msg_required("current_password"),
+            ),
             Some(current) => {
                 let stored = caller.account.password_hash.clone();
                 if !app.hasher.verify(current.clone(), Some(stored)).await? {
@@ -124,7 +127,11 @@ async fn apply_self_update(
     })?;
     app.store.flush().await?;
     if request.new_password_hash.is_some() {
-        tracing::info!(user_id = account.id, "user {} changed their password; other sessions revoked", account.id);
+        tracing::info!(
+            user_id = account.id,
+            "user {} changed their password; other sessions revoked",
+            account.id
+        );
     }
     Ok(account)
 }

@@ -119,7 +119,13 @@ pub fn search_needle(req: &Request) -> Option<String> {
 }
 
 /// Laravel's paginator envelope around one page of `data`, `total` items in all.
-pub fn paginated(req: &Request, data: Vec<Value>, total: usize, page: usize, per_page: usize) -> Value {
+pub fn paginated(
+    req: &Request,
+    data: Vec<Value>,
+    total: usize,
+    page: usize,
+    per_page: usize,
+) -> Value {
     let base = req.url_base();
     let last_page = total.div_ceil(per_page).max(1);
     let url = |p: usize| format!("{base}?per_page={per_page}&page={p}");
