@@ -15,9 +15,11 @@
 //! - `systemd`  — sd_notify, watchdog, socket activation.
 //! - `logging`  — journald or stderr, never both.
 //! - `shutdown` — the shutdown signal shared by the server and background tasks.
+//! - `backup`   — `vmsd backup` / `vmsd restore`: the versioned export file.
 #![forbid(unsafe_code)]
 
 pub mod auth;
+pub mod backup;
 pub mod config;
 pub mod error;
 pub mod handlers;

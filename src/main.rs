@@ -48,6 +48,21 @@ enum Command {
         #[command(flatten)]
         config: ConfigArgs,
     },
+    /// Write a consistent, versioned export of the database to FILE (offline).
+    Backup {
+        file: PathBuf,
+        #[command(flatten)]
+        config: ConfigArgs,
+    },
+    /// Load FILE into an empty data dir (offline).
+    Restore {
+        file: PathBuf,
+        #[command(flatten)]
+        config: ConfigArgs,
+        /// Move an existing database aside (to db.replaced-<time>) instead of refusing.
+        #[arg(long)]
+        force: bool,
+    },
     /// Offline administration.
     Admin {
         #[command(subcommand)]
@@ -121,6 +136,42 @@ fn main() -> ExitCode {
                 Err(message) => {
                     tracing::error!("{message}");
                     eprintln!("vmsd: {message}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Backup { file, config } => {
+            let cfg = match load_config(&config) {
+                Ok(c) => c,
+                Err(code) => return code,
+            };
+            match vmsd::backup::backup(&cfg.data_dir, &file) {
+                Ok(n) => {
+                    println!("wrote {n} records to {}", file.display());
+                    ExitCode::SUCCESS
+                }
+                Err(message) => {
+                    eprintln!("vmsd: backup failed: {message}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Restore {
+            file,
+            config,
+            force,
+        } => {
+            let cfg = match load_config(&config) {
+                Ok(c) => c,
+                Err(code) => return code,
+            };
+            match vmsd::backup::restore(&cfg.data_dir, &file, force) {
+                Ok(n) => {
+                    println!("restored {n} records into {}", cfg.data_dir.display());
+                    ExitCode::SUCCESS
+                }
+                Err(message) => {
+                    eprintln!("vmsd: restore failed: {message}");
                     ExitCode::FAILURE
                 }
             }

@@ -459,6 +459,74 @@ impl Store {
     }
 }
 
+/// Backup support: every record of every tree, and loading them into an empty store. The
+/// file format around them is `backup`'s; the tree names are the store's.
+impl Store {
+    fn named_trees(&self) -> [(&'static str, &Tree); 13] {
+        let t = &self.trees;
+        [
+            ("meta", &t.meta),
+            ("counters", &t.counters),
+            ("accounts", &t.accounts),
+            ("login_accountid", &t.login_accountid),
+            ("tokenhash_session", &t.tokenhash_session),
+            ("accountid_tokenhashes", &t.accountid_tokenhashes),
+            ("tokenid_tokenhash", &t.tokenid_tokenhash),
+            ("audit", &t.audit),
+            ("accountid_auditid", &t.accountid_auditid),
+            ("licensetype_pool", &t.licensetype_pool),
+            ("cameras", &t.cameras),
+            ("camera_groups", &t.camera_groups),
+            ("cameraid_accountids", &t.cameraid_accountids),
+        ]
+    }
+
+    /// Every (tree, key, value), tree by tree in key order.
+    pub fn export_entries(
+        &self,
+    ) -> impl Iterator<Item = Result<(&'static str, Vec<u8>, Vec<u8>), StoreError>> + '_ {
+        self.named_trees().into_iter().flat_map(|(name, tree)| {
+            tree.iter().map(move |item| {
+                let (k, v) = item?;
+                Ok((name, k.to_vec(), v.to_vec()))
+            })
+        })
+    }
+
+    /// True when no account, session, camera or audit entry exists (a fresh store holds
+    /// only its schema version).
+    pub fn is_empty(&self) -> bool {
+        self.named_trees()
+            .iter()
+            .filter(|(name, _)| *name != "meta")
+            .all(|(_, tree)| tree.is_empty())
+    }
+
+    /// Writes one exported record back. Only for restoring into an empty store.
+    pub fn import_entry(&self, tree: &str, key: &[u8], value: &[u8]) -> Result<(), StoreError> {
+        let target = self
+            .named_trees()
+            .into_iter()
+            .find(|(name, _)| *name == tree)
+            .map(|(_, t)| t)
+            .ok_or_else(|| StoreError::Corrupt(format!("unknown tree {tree:?} in backup")))?;
+        target.insert(key, value)?;
+        Ok(())
+    }
+
+    /// Re-reads derived in-memory state after a restore.
+    pub fn reload_counters(&self) -> Result<(), StoreError> {
+        let last_audit = self
+            .trees
+            .audit
+            .last()?
+            .and_then(|(k, _)| key_id(&k))
+            .unwrap_or(0);
+        self.next_audit_id.store(last_audit + 1, Ordering::Relaxed);
+        Ok(())
+    }
+}
+
 /// The trees as seen inside one transaction, with typed accessors.
 pub struct Tx<'a> {
     counters: &'a TransactionalTree,
