@@ -63,8 +63,7 @@ fn init_stderr(env_filter: EnvFilter, journal: bool) {
     let ansi = !journal && std::io::stderr().is_terminal();
     let fmt = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
-        .with_ansi(ansi)
-        .with_target(false);
+        .with_ansi(ansi);
     let registry = tracing_subscriber::registry().with(env_filter);
     let _ = if journal {
         registry.with(fmt.without_time()).try_init()

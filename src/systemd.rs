@@ -189,14 +189,13 @@ pub fn take_listeners() -> io::Result<Vec<TcpListener>> {
     let mut fds = listenfd::ListenFd::from_env();
     let mut listeners = Vec::with_capacity(fds.len());
     for idx in 0..fds.len() {
-        let fd_number = idx + 3;
         match fds.take_tcp_listener(idx) {
             Ok(Some(listener)) => listeners.push(adopt(listener)?),
             Ok(None) => {}
             Err(e) => {
                 return Err(io::Error::new(
                     e.kind(),
-                    format!("socket-activated fd {fd_number} (index {idx}): {e}"),
+                    format!("socket-activated listener {idx} (counting from 0): {e}"),
                 ))
             }
         }
