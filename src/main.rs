@@ -121,8 +121,20 @@ fn main() -> ExitCode {
                 cfg.listen = listen;
             }
             logging::init(&cfg.log);
+            // listenfd clears LISTEN_FDS/LISTEN_PID from the environment, which is only sound
+            // while the process has one thread: before the runtime starts.
+            let inherited = match systemd::take_listeners() {
+                Ok(l) => l,
+                Err(e) => {
+                    eprintln!("vmsd: socket activation: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            // The unit's TasksMax bounds threads; tokio's default of 512 blocking threads
+            // could exceed it.
             let runtime = match tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
+                .max_blocking_threads(64)
                 .build()
             {
                 Ok(r) => r,
@@ -131,7 +143,7 @@ fn main() -> ExitCode {
                     return ExitCode::FAILURE;
                 }
             };
-            match runtime.block_on(serve(cfg)) {
+            match runtime.block_on(serve(cfg, inherited)) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(message) => {
                     tracing::error!("{message}");
@@ -203,9 +215,8 @@ fn main() -> ExitCode {
     }
 }
 
-async fn serve(cfg: Config) -> Result<(), String> {
+async fn serve(cfg: Config, inherited: Vec<std::net::TcpListener>) -> Result<(), String> {
     let notifier = Arc::new(systemd::Notifier::from_env());
-    let inherited = systemd::take_listeners().map_err(|e| format!("socket activation: {e}"))?;
     let mut listeners = Vec::new();
     if inherited.is_empty() {
         for addr in &cfg.listen {
