@@ -234,7 +234,7 @@ async fn serve(cfg: Config, inherited: Vec<std::net::TcpListener>) -> Result<(),
         .iter()
         .filter_map(|l| l.local_addr().ok())
         .collect();
-    let ips: Vec<_> = addrs.iter().map(|a| a.ip()).collect();
+    let ips = certificate_ips(&addrs);
     let (tls_config, reloader) =
         tls::server_config(&cfg.tls, &cfg.data_dir, &ips).map_err(|e| e.to_string())?;
     let admin_password = std::env::var("VMSD_ADMIN_PASSWORD").ok();
@@ -315,4 +315,34 @@ async fn serve(cfg: Config, inherited: Vec<std::net::TcpListener>) -> Result<(),
         .map_err(|e| format!("final flush failed: {e}"))?;
     tracing::info!("vmsd stopped");
     Ok(())
+}
+
+/// The addresses a generated certificate should name: each listen address, or every address
+/// of the box's interfaces for a wildcard listener (socket activation hands over `[::]:443`),
+/// so that clients reaching the box by IP see a matching certificate.
+fn certificate_ips(addrs: &[SocketAddr]) -> Vec<std::net::IpAddr> {
+    let mut ips: Vec<std::net::IpAddr> = addrs
+        .iter()
+        .map(SocketAddr::ip)
+        .filter(|ip| !ip.is_unspecified())
+        .collect();
+    if addrs.iter().any(|a| a.ip().is_unspecified()) {
+        if let Ok(interfaces) = nix::ifaddrs::getifaddrs() {
+            for interface in interfaces {
+                let Some(address) = interface.address else { continue };
+                if let Some(v4) = address.as_sockaddr_in() {
+                    ips.push(std::net::IpAddr::V4(v4.ip()));
+                } else if let Some(v6) = address.as_sockaddr_in6() {
+                    let ip = v6.ip();
+                    // Link-local addresses need a scope id and are never typed into a client.
+                    if ip.segments()[0] & 0xffc0 != 0xfe80 {
+                        ips.push(std::net::IpAddr::V6(ip));
+                    }
+                }
+            }
+        }
+    }
+    ips.sort();
+    ips.dedup();
+    ips
 }
