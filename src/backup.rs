@@ -180,8 +180,7 @@ pub fn verify(file: &Path) -> Result<u64, String> {
     let mut digest = ring::digest::Context::new(&ring::digest::SHA256);
     digest.update(header_line.as_bytes());
     digest.update(b"\n");
-    let mut records = 0u64;
-    for line in lines {
+    for (records, line) in (0u64..).zip(lines) {
         let line = line.map_err(|e| e.to_string())?;
         if let Ok(trailer) = serde_json::from_str::<Trailer>(&line) {
             if !trailer.end || trailer.records != records {
@@ -198,7 +197,6 @@ pub fn verify(file: &Path) -> Result<u64, String> {
         }
         digest.update(line.as_bytes());
         digest.update(b"\n");
-        records += 1;
     }
     Err(bad("truncated (no trailer)"))
 }

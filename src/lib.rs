@@ -48,6 +48,8 @@ pub struct App {
     pub hasher: password::Hasher,
     pub auth: auth::AuthState,
     pub router: router::Router,
+    /// Open WebSockets, counted in total and per account (SPEC §6).
+    pub sockets: handlers::websocket::Sockets,
     shutting_down: AtomicBool,
 }
 
@@ -80,6 +82,13 @@ impl App {
             StartError::Other(format!("cannot create data dir {}: {e}", dir.display()))
         })?;
         let store = store::Store::open(&dir, STORE_CACHE_BYTES).map_err(|e| {
+            if is_lock_error(&e) {
+                // Not damage: advising a restore here would send an operator the wrong way.
+                return StartError::Store(format!(
+                    "the database in {} is in use by another process (is vmsd already running?)",
+                    dir.display()
+                ));
+            }
             StartError::Store(format!(
                 "cannot open the database in {}: {e}\n\
                  If the data is damaged, move the directory aside and run \
@@ -96,6 +105,7 @@ impl App {
             hasher,
             auth: auth::AuthState::default(),
             router,
+            sockets: handlers::websocket::Sockets::default(),
             shutting_down: AtomicBool::new(false),
         };
         app.bootstrap_admin(admin_password)?;
@@ -184,6 +194,12 @@ impl App {
         }
         Ok(())
     }
+}
+
+/// Whether opening the store failed because another process holds sled's exclusive lock.
+/// sled reports it only as an I/O error with this text.
+fn is_lock_error(e: &store::StoreError) -> bool {
+    matches!(e, store::StoreError::Sled(sled::Error::Io(io)) if io.to_string().contains("could not acquire lock"))
 }
 
 /// Writes a file that only its owner may read, created with that mode (never briefly open).

@@ -117,6 +117,7 @@ struct Trees {
     cameras: Tree,
     camera_groups: Tree,
     cameraid_accountids: Tree,
+    parentid_subuserids: Tree,
 }
 
 pub struct Store {
@@ -126,6 +127,10 @@ pub struct Store {
     /// Audit ids come from memory (seeded from the last stored entry) so that concurrent
     /// writers do not all conflict on one counter key.
     next_audit_id: AtomicU64,
+    /// Group commit state of `flush`.
+    flush_tickets: AtomicU64,
+    flushed_through: AtomicU64,
+    flush_lock: tokio::sync::Mutex<()>,
 }
 
 impl Store {
@@ -153,6 +158,7 @@ impl Store {
             cameras: t("cameras")?,
             camera_groups: t("camera_groups")?,
             cameraid_accountids: t("cameraid_accountids")?,
+            parentid_subuserids: t("parentid_subuserids")?,
         };
         match trees.meta.get("schema_version")? {
             None => {
@@ -180,6 +186,9 @@ impl Store {
             trees,
             path,
             next_audit_id: AtomicU64::new(last_audit + 1),
+            flush_tickets: AtomicU64::new(0),
+            flushed_through: AtomicU64::new(0),
+            flush_lock: tokio::sync::Mutex::new(()),
         })
     }
 
@@ -188,8 +197,19 @@ impl Store {
     }
 
     /// Makes every write so far durable. Call before answering 2xx to a write.
+    ///
+    /// Group commit: each caller takes a ticket after its write; one flush at a time runs and
+    /// covers every ticket issued before it started, so callers that waited behind it return
+    /// without flushing again. Concurrent writers share fsyncs instead of queueing one each.
     pub async fn flush(&self) -> Result<(), StoreError> {
+        let ticket = self.flush_tickets.fetch_add(1, Ordering::SeqCst) + 1;
+        let _one_at_a_time = self.flush_lock.lock().await;
+        if self.flushed_through.load(Ordering::SeqCst) >= ticket {
+            return Ok(());
+        }
+        let covers = self.flush_tickets.load(Ordering::SeqCst);
         self.db.flush_async().await?;
+        self.flushed_through.fetch_max(covers, Ordering::SeqCst);
         Ok(())
     }
 
@@ -225,6 +245,7 @@ impl Store {
             &t.cameras,
             &t.camera_groups,
             &t.cameraid_accountids,
+            &t.parentid_subuserids,
         )
             .transaction(
                 |(
@@ -240,6 +261,7 @@ impl Store {
                     cameras,
                     camera_groups,
                     cameraid_accountids,
+                    parentid_subuserids,
                 )| {
                     let tx = Tx {
                         counters,
@@ -254,6 +276,7 @@ impl Store {
                         cameras,
                         camera_groups,
                         cameraid_accountids,
+                        parentid_subuserids,
                     };
                     match f(&tx) {
                         Ok(v) => Ok(Ok(v)),
@@ -462,7 +485,7 @@ impl Store {
 /// Backup support: every record of every tree, and loading them into an empty store. The
 /// file format around them is `backup`'s; the tree names are the store's.
 impl Store {
-    fn named_trees(&self) -> [(&'static str, &Tree); 13] {
+    fn named_trees(&self) -> [(&'static str, &Tree); 14] {
         let t = &self.trees;
         [
             ("meta", &t.meta),
@@ -478,6 +501,7 @@ impl Store {
             ("cameras", &t.cameras),
             ("camera_groups", &t.camera_groups),
             ("cameraid_accountids", &t.cameraid_accountids),
+            ("parentid_subuserids", &t.parentid_subuserids),
         ]
     }
 
@@ -541,6 +565,7 @@ pub struct Tx<'a> {
     cameras: &'a TransactionalTree,
     camera_groups: &'a TransactionalTree,
     cameraid_accountids: &'a TransactionalTree,
+    parentid_subuserids: &'a TransactionalTree,
 }
 
 impl Tx<'_> {
@@ -627,7 +652,7 @@ impl Tx<'_> {
     pub fn session_hashes(&self, account_id: u64) -> TxResult<Vec<TokenHash>> {
         Ok(self
             .accountid_tokenhashes
-            .get(&id_key(account_id))?
+            .get(id_key(account_id))?
             .map(|b| hashes_of(&b))
             .unwrap_or_default())
     }
@@ -744,7 +769,7 @@ impl Tx<'_> {
     pub fn camera_accounts(&self, camera_id: u64) -> TxResult<Vec<u64>> {
         Ok(self
             .cameraid_accountids
-            .get(&id_key(camera_id))?
+            .get(id_key(camera_id))?
             .map(|b| b.chunks_exact(8).filter_map(key_id).collect())
             .unwrap_or_default())
     }
@@ -777,6 +802,73 @@ impl Tx<'_> {
             .filter(|id| *id != account_id)
             .collect();
         self.set_camera_accounts(camera_id, &ids)
+    }
+}
+
+/// The sub-user index (`parentid_subuserids`: a regular user's id → its sub-users' ids), kept
+/// so that deleting a user finds, inside its one transaction, every sub-user, including one
+/// created by a concurrent request (a scan outside the transaction could miss it).
+impl Store {
+    pub fn subuser_ids(&self, parent_id: u64) -> Result<Vec<u64>, StoreError> {
+        Ok(self
+            .trees
+            .parentid_subuserids
+            .get(id_key(parent_id))?
+            .map(|b| b.chunks_exact(8).filter_map(key_id).collect())
+            .unwrap_or_default())
+    }
+
+    pub fn camera_count(&self) -> usize {
+        self.trees.cameras.len()
+    }
+}
+
+impl Tx<'_> {
+    pub fn subuser_ids(&self, parent_id: u64) -> TxResult<Vec<u64>> {
+        Ok(self
+            .parentid_subuserids
+            .get(id_key(parent_id))?
+            .map(|b| b.chunks_exact(8).filter_map(key_id).collect())
+            .unwrap_or_default())
+    }
+
+    fn set_subuser_ids(&self, parent_id: u64, ids: &[u64]) -> TxResult<()> {
+        if ids.is_empty() {
+            self.parentid_subuserids.remove(&id_key(parent_id))?;
+        } else {
+            let bytes: Vec<u8> = ids.iter().flat_map(|id| id.to_be_bytes()).collect();
+            self.parentid_subuserids.insert(&id_key(parent_id), bytes)?;
+        }
+        Ok(())
+    }
+
+    pub fn link_subuser(&self, parent_id: u64, subuser_id: u64) -> TxResult<()> {
+        let mut ids = self.subuser_ids(parent_id)?;
+        if !ids.contains(&subuser_id) {
+            ids.push(subuser_id);
+            self.set_subuser_ids(parent_id, &ids)?;
+        }
+        Ok(())
+    }
+
+    pub fn unlink_subuser(&self, parent_id: u64, subuser_id: u64) -> TxResult<()> {
+        let ids: Vec<u64> = self
+            .subuser_ids(parent_id)?
+            .into_iter()
+            .filter(|id| *id != subuser_id)
+            .collect();
+        self.set_subuser_ids(parent_id, &ids)
+    }
+
+    /// Drops a user's whole sub-user list (the user itself is being deleted).
+    pub fn remove_subuser_index(&self, parent_id: u64) -> TxResult<()> {
+        self.parentid_subuserids.remove(&id_key(parent_id))?;
+        Ok(())
+    }
+
+    pub fn remove_camera_group_raw(&self, id: u64) -> TxResult<()> {
+        self.camera_groups.remove(&id_key(id))?;
+        Ok(())
     }
 }
 
@@ -969,6 +1061,29 @@ mod tests {
         drop(store);
         let store = Store::open(dir.path(), 1 << 20)?;
         assert_eq!(store.next_audit_id(), 4);
+        Ok(())
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_flushes_cover_every_writer() -> Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let store = std::sync::Arc::new(Store::open(dir.path(), 1 << 20)?);
+        let mut tasks = Vec::new();
+        for i in 0..32u64 {
+            let store = store.clone();
+            tasks.push(tokio::spawn(async move {
+                store
+                    .trees
+                    .counters
+                    .insert(format!("k{i}"), &i.to_be_bytes())?;
+                store.flush().await
+            }));
+        }
+        for t in tasks {
+            t.await??;
+        }
+        let flushed = store.flushed_through.load(Ordering::SeqCst);
+        assert_eq!(flushed, 32, "the last flush covers every ticket");
         Ok(())
     }
 
