@@ -104,6 +104,30 @@ struct Failures {
     locked_until: Option<Instant>,
 }
 
+/// One admitted password check (see `AuthState::admission`).
+struct Admission<'a> {
+    state: &'a AuthState,
+    account_id: u64,
+    settled: bool,
+}
+
+impl Admission<'_> {
+    /// Records the verdict; true when this failure started a lockout.
+    fn settle(mut self, success: bool, threshold: u32, duration: Duration) -> bool {
+        self.settled = true;
+        self.state
+            .settle(self.account_id, success, threshold, duration)
+    }
+}
+
+impl Drop for Admission<'_> {
+    fn drop(&mut self) {
+        if !self.settled {
+            self.state.release(self.account_id);
+        }
+    }
+}
+
 #[derive(Default)]
 pub struct AuthState {
     failures: Mutex<HashMap<u64, Failures>>,
@@ -169,7 +193,11 @@ impl AuthState {
         if let Some(until) = entry.locked_until {
             match until.checked_duration_since(Instant::now()) {
                 Some(left) => return Err(left.as_secs().max(1)),
-                None => *entry = Failures::default(),
+                None => {
+                    // The lock ran out: the count restarts, checks still in flight stay counted.
+                    entry.count = 0;
+                    entry.locked_until = None;
+                }
             }
         }
         if entry.count + entry.in_flight >= threshold {
@@ -177,6 +205,29 @@ impl AuthState {
         }
         entry.in_flight += 1;
         Ok(())
+    }
+
+    /// `admit` as a guard: a check that ends without a verdict (the hashing queue was full,
+    /// the request timed out, the client went away and the future was dropped) gives its
+    /// place back instead of holding it forever or counting as a failed login.
+    fn admission(&self, account_id: u64, threshold: u32) -> Result<Admission<'_>, u64> {
+        self.admit(account_id, threshold)?;
+        Ok(Admission {
+            state: self,
+            account_id,
+            settled: false,
+        })
+    }
+
+    /// Ends an admitted check that reached no verdict.
+    fn release(&self, account_id: u64) {
+        let mut map = lock(&self.failures);
+        if let Some(entry) = map.get_mut(&account_id) {
+            entry.in_flight = entry.in_flight.saturating_sub(1);
+            if entry.in_flight == 0 && entry.count == 0 && entry.locked_until.is_none() {
+                map.remove(&account_id);
+            }
+        }
     }
 
     /// Ends an admitted check. Returns true when this failure started a lockout.
@@ -365,21 +416,16 @@ pub async fn login(
             retry_after: auth_cfg.lockout_duration.as_secs(),
         });
     }
-    if let Err(retry_after) = app.auth.admit(account.id, auth_cfg.lockout_threshold) {
-        return Err(ApiError::TooManyAttempts { retry_after });
-    }
-    let verified = app
+    let admission = app
+        .auth
+        .admission(account.id, auth_cfg.lockout_threshold)
+        .map_err(|retry_after| ApiError::TooManyAttempts { retry_after })?;
+    // A 503 from a full hashing queue drops the admission unsettled: no failure is counted.
+    let ok = app
         .hasher
         .verify(password, Some(account.password_hash.clone()))
-        .await;
-    let ok = matches!(verified, Ok(true));
-    let locked_now = app.auth.settle(
-        account.id,
-        ok,
-        auth_cfg.lockout_threshold,
-        auth_cfg.lockout_duration,
-    );
-    verified?;
+        .await?;
+    let locked_now = admission.settle(ok, auth_cfg.lockout_threshold, auth_cfg.lockout_duration);
     if !ok {
         audit_alone(
             app,
@@ -570,91 +616,6 @@ pub fn password_errors(app: &App, password: &str, confirmation: Option<&str>) ->
     errors
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn tokens_are_random_hex_with_an_80_char_public_id() -> Result<(), ApiError> {
-        let (t1, h1, id1) = new_token()?;
-        let (t2, _, id2) = new_token()?;
-        assert_eq!(t1.len(), 64);
-        assert_ne!(t1, t2);
-        assert_eq!(id1.len(), 80);
-        assert!(id1
-            .bytes()
-            .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()));
-        assert_ne!(id1, id2);
-        assert_eq!(hash_token(&t1), h1);
-        Ok(())
-    }
-
-    #[test]
-    fn bearer_parsing() {
-        let mut h = http::HeaderMap::new();
-        assert_eq!(bearer(&h), None);
-        h.insert(
-            "authorization",
-            http::HeaderValue::from_static("Bearer abc"),
-        );
-        assert_eq!(bearer(&h), Some("abc"));
-        h.insert(
-            "authorization",
-            http::HeaderValue::from_static("bearer  xyz "),
-        );
-        assert_eq!(bearer(&h), Some("xyz"));
-        h.insert("authorization", http::HeaderValue::from_static("Basic abc"));
-        assert_eq!(bearer(&h), None);
-        h.insert("authorization", http::HeaderValue::from_static("Bearer "));
-        assert_eq!(bearer(&h), None);
-    }
-
-    #[test]
-    fn lockout_admits_no_more_checks_than_the_threshold() {
-        let state = AuthState::default();
-        let d = Duration::from_secs(60);
-        // Three concurrent checks against a threshold of 3: a fourth is refused while they run.
-        for _ in 0..3 {
-            assert!(state.admit(1, 3).is_ok());
-        }
-        assert!(state.admit(1, 3).is_err());
-        assert!(!state.settle(1, false, 3, d));
-        assert!(!state.settle(1, false, 3, d));
-        assert!(state.settle(1, false, 3, d));
-        assert!(state.is_locked_out(1));
-        assert!(state.lockout_remaining(1).is_some_and(|s| s > 50));
-        assert!(state.admit(1, 3).is_err());
-        state.clear_lockout(1);
-        assert!(state.admit(1, 3).is_ok());
-        assert!(!state.settle(1, true, 3, d));
-        assert!(!state.is_locked_out(1));
-    }
-
-    #[test]
-    fn a_lockout_lifts_by_itself() {
-        let state = AuthState::default();
-        assert!(state.admit(2, 1).is_ok());
-        assert!(state.settle(2, false, 1, Duration::from_millis(20)));
-        assert!(state.admit(2, 1).is_err());
-        std::thread::sleep(Duration::from_millis(30));
-        assert!(state.admit(2, 1).is_ok());
-    }
-
-    #[test]
-    fn ip_throttle_counts_attempts_in_a_sliding_window() {
-        let state = AuthState::default();
-        let ip: IpAddr = [10, 0, 0, 1].into();
-        let other: IpAddr = [10, 0, 0, 2].into();
-        let w = Duration::from_millis(50);
-        assert!(state.throttle_ip(ip, 2, w).is_ok());
-        assert!(state.throttle_ip(ip, 2, w).is_ok());
-        assert!(state.throttle_ip(ip, 2, w).is_err());
-        assert!(state.throttle_ip(other, 2, w).is_ok());
-        std::thread::sleep(Duration::from_millis(60));
-        assert!(state.throttle_ip(ip, 2, w).is_ok());
-    }
-}
-
 /// How often housekeeping persists last-use times and sweeps dead sessions.
 pub const HOUSEKEEPING_INTERVAL: Duration = Duration::from_secs(30);
 
@@ -720,4 +681,103 @@ pub fn sweep(app: &App) -> Result<usize, ApiError> {
     })?;
     app.store.flush_blocking()?;
     Ok(removed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_are_random_hex_with_an_80_char_public_id() -> Result<(), ApiError> {
+        let (t1, h1, id1) = new_token()?;
+        let (t2, _, id2) = new_token()?;
+        assert_eq!(t1.len(), 64);
+        assert_ne!(t1, t2);
+        assert_eq!(id1.len(), 80);
+        assert!(id1
+            .bytes()
+            .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()));
+        assert_ne!(id1, id2);
+        assert_eq!(hash_token(&t1), h1);
+        Ok(())
+    }
+
+    #[test]
+    fn bearer_parsing() {
+        let mut h = http::HeaderMap::new();
+        assert_eq!(bearer(&h), None);
+        h.insert(
+            "authorization",
+            http::HeaderValue::from_static("Bearer abc"),
+        );
+        assert_eq!(bearer(&h), Some("abc"));
+        h.insert(
+            "authorization",
+            http::HeaderValue::from_static("bearer  xyz "),
+        );
+        assert_eq!(bearer(&h), Some("xyz"));
+        h.insert("authorization", http::HeaderValue::from_static("Basic abc"));
+        assert_eq!(bearer(&h), None);
+        h.insert("authorization", http::HeaderValue::from_static("Bearer "));
+        assert_eq!(bearer(&h), None);
+    }
+
+    #[test]
+    fn lockout_admits_no_more_checks_than_the_threshold() {
+        let state = AuthState::default();
+        let d = Duration::from_secs(60);
+        // Three concurrent checks against a threshold of 3: a fourth is refused while they run.
+        for _ in 0..3 {
+            assert!(state.admit(1, 3).is_ok());
+        }
+        assert!(state.admit(1, 3).is_err());
+        assert!(!state.settle(1, false, 3, d));
+        assert!(!state.settle(1, false, 3, d));
+        assert!(state.settle(1, false, 3, d));
+        assert!(state.is_locked_out(1));
+        assert!(state.lockout_remaining(1).is_some_and(|s| s > 50));
+        assert!(state.admit(1, 3).is_err());
+        state.clear_lockout(1);
+        assert!(state.admit(1, 3).is_ok());
+        assert!(!state.settle(1, true, 3, d));
+        assert!(!state.is_locked_out(1));
+    }
+
+    #[test]
+    fn an_admission_dropped_without_a_verdict_counts_nothing() {
+        let state = AuthState::default();
+        let d = Duration::from_secs(60);
+        for _ in 0..5 {
+            let admission = state.admission(3, 2);
+            assert!(admission.is_ok());
+        }
+        // Five abandoned checks against a threshold of 2: none is held, none counted.
+        assert!(state.admission(3, 2).is_ok_and(|a| !a.settle(false, 2, d)));
+        assert!(state.admission(3, 2).is_ok_and(|a| a.settle(false, 2, d)));
+        assert!(state.is_locked_out(3));
+    }
+
+    #[test]
+    fn a_lockout_lifts_by_itself() {
+        let state = AuthState::default();
+        assert!(state.admit(2, 1).is_ok());
+        assert!(state.settle(2, false, 1, Duration::from_millis(20)));
+        assert!(state.admit(2, 1).is_err());
+        std::thread::sleep(Duration::from_millis(30));
+        assert!(state.admit(2, 1).is_ok());
+    }
+
+    #[test]
+    fn ip_throttle_counts_attempts_in_a_sliding_window() {
+        let state = AuthState::default();
+        let ip: IpAddr = [10, 0, 0, 1].into();
+        let other: IpAddr = [10, 0, 0, 2].into();
+        let w = Duration::from_millis(50);
+        assert!(state.throttle_ip(ip, 2, w).is_ok());
+        assert!(state.throttle_ip(ip, 2, w).is_ok());
+        assert!(state.throttle_ip(ip, 2, w).is_err());
+        assert!(state.throttle_ip(other, 2, w).is_ok());
+        std::thread::sleep(Duration::from_millis(60));
+        assert!(state.throttle_ip(ip, 2, w).is_ok());
+    }
 }

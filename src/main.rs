@@ -329,7 +329,9 @@ fn certificate_ips(addrs: &[SocketAddr]) -> Vec<std::net::IpAddr> {
     if addrs.iter().any(|a| a.ip().is_unspecified()) {
         if let Ok(interfaces) = nix::ifaddrs::getifaddrs() {
             for interface in interfaces {
-                let Some(address) = interface.address else { continue };
+                let Some(address) = interface.address else {
+                    continue;
+                };
                 if let Some(v4) = address.as_sockaddr_in() {
                     ips.push(std::net::IpAddr::V4(v4.ip()));
                 } else if let Some(v6) = address.as_sockaddr_in6() {

@@ -7,15 +7,13 @@
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use http::{header, Method};
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio_rustls::TlsAcceptor;
@@ -23,14 +21,17 @@ use tokio_rustls::TlsAcceptor;
 use crate::error::{ApiError, Body};
 use crate::handlers::{self, Request};
 use crate::router::Endpoint;
-use crate::shutdown::Shutdown;
+use crate::shutdown::{self, Shutdown};
 use crate::App;
 
 /// hyper's read buffer, which bounds the request line plus headers.
 const MAX_HEADER_BYTES: usize = 64 * 1024;
 
+/// After the grace period, how long cut connections get to let go of their slots.
+const CUT_WAIT: Duration = Duration::from_secs(1);
+
 /// Serves HTTPS on every listener until `shutdown`, then drains in-flight requests for at
-/// most `limits.shutdown_grace` and returns.
+/// most `limits.shutdown_grace`, cuts the connections still open, and returns.
 pub async fn run(
     listeners: Vec<TcpListener>,
     app: Arc<App>,
@@ -38,8 +39,11 @@ pub async fn run(
     shutdown: Shutdown,
 ) {
     let acceptor = TlsAcceptor::from(tls);
-    let connections = Arc::new(Semaphore::new(app.config.limits.max_connections));
-    let graceful = Arc::new(GracefulShutdown::new());
+    // Every connection task holds one permit until its socket is closed, so getting all of
+    // them back means every connection is gone.
+    let limit = app.config.limits.max_connections;
+    let connections = Arc::new(Semaphore::new(limit));
+    let (cut_trigger, cut) = shutdown::channel();
     let mut accept_tasks = Vec::new();
     for listener in listeners {
         accept_tasks.push(tokio::spawn(accept_loop(
@@ -47,8 +51,8 @@ pub async fn run(
             app.clone(),
             acceptor.clone(),
             connections.clone(),
-            graceful.clone(),
             shutdown.clone(),
+            cut.clone(),
         )));
     }
     for task in accept_tasks {
@@ -58,17 +62,23 @@ pub async fn run(
     }
     app.begin_shutdown();
     let grace = app.config.limits.shutdown_grace;
-    match Arc::try_unwrap(graceful) {
-        Ok(graceful) => {
-            tokio::select! {
-                _ = graceful.shutdown() => tracing::info!("all connections closed"),
-                _ = tokio::time::sleep(grace) => {
-                    tracing::warn!(grace_secs = grace.as_secs(), "connections still open after the shutdown grace period; closing them")
-                }
+    let all = u32::try_from(limit).unwrap_or(u32::MAX);
+    match tokio::time::timeout(grace, connections.acquire_many(all)).await {
+        Ok(_) => tracing::info!("all connections closed"),
+        Err(_) => {
+            tracing::warn!(
+                grace_ms = grace.as_millis() as u64,
+                "connections still open after the shutdown grace period; closing them"
+            );
+            cut_trigger.trigger();
+            if tokio::time::timeout(CUT_WAIT, connections.acquire_many(all))
+                .await
+                .is_err()
+            {
+                tracing::warn!("some connections did not close when cut");
             }
         }
-        Err(_) => tokio::time::sleep(grace).await,
-    }
+    };
 }
 
 async fn accept_loop(
@@ -76,8 +86,8 @@ async fn accept_loop(
     app: Arc<App>,
     acceptor: TlsAcceptor,
     connections: Arc<Semaphore>,
-    graceful: Arc<GracefulShutdown>,
     mut shutdown: Shutdown,
+    cut: Shutdown,
 ) {
     loop {
         let (tcp, peer) = tokio::select! {
@@ -100,37 +110,61 @@ async fn accept_loop(
         let _ = tcp.set_nodelay(true);
         let app = app.clone();
         let acceptor = acceptor.clone();
-        let watcher = graceful.watcher();
+        let mut shutdown = shutdown.clone();
+        let mut cut = cut.clone();
         tokio::spawn(async move {
             let _permit = permit;
             let limits = &app.config.limits;
-            let tls = match tokio::time::timeout(limits.tls_handshake_timeout, acceptor.accept(tcp))
-                .await
-            {
-                Ok(Ok(tls)) => tls,
-                Ok(Err(e)) => {
-                    tracing::debug!(%peer, error = %e, "TLS handshake failed");
-                    return;
-                }
-                Err(_) => {
-                    tracing::debug!(%peer, "TLS handshake timed out");
-                    return;
-                }
+            let handshake =
+                tokio::time::timeout(limits.tls_handshake_timeout, acceptor.accept(tcp));
+            let tls = tokio::select! {
+                // A connection still shaking hands when shutdown starts has no request to finish.
+                _ = shutdown.wait() => return,
+                done = handshake => match done {
+                    Ok(Ok(tls)) => tls,
+                    Ok(Err(e)) => {
+                        tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                        return;
+                    }
+                    Err(_) => {
+                        tracing::debug!(%peer, "TLS handshake timed out");
+                        return;
+                    }
+                },
             };
             let service_app = app.clone();
             let service = service_fn(move |req| {
                 let app = service_app.clone();
                 async move { Ok::<_, Infallible>(handle(app, peer, req).await) }
             });
-            let mut builder = auto::Builder::new(TokioExecutor::new()).http1_only();
+            // hyper's own HTTP/1.1 connection, not hyper-util's `auto` one: `auto` first reads
+            // the bytes that tell HTTP/2 from HTTP/1 without any timeout, so a client that
+            // completes the handshake and then sends nothing would hold its slot forever.
+            let mut builder = hyper::server::conn::http1::Builder::new();
             builder
-                .http1()
                 .timer(TokioTimer::new())
                 .header_read_timeout(limits.header_read_timeout)
                 .max_buf_size(MAX_HEADER_BYTES)
                 .keep_alive(true);
-            let connection = builder.serve_connection_with_upgrades(TokioIo::new(tls), service);
-            if let Err(e) = watcher.watch(connection).await {
+            let connection = builder
+                .serve_connection(TokioIo::new(tls), service)
+                .with_upgrades();
+            tokio::pin!(connection);
+            let result = tokio::select! {
+                result = connection.as_mut() => result,
+                _ = shutdown.wait() => {
+                    // Finish the request in flight (if any), then close; idle ones close now.
+                    connection.as_mut().graceful_shutdown();
+                    tokio::select! {
+                        result = connection.as_mut() => result,
+                        _ = cut.wait() => {
+                            tracing::debug!(%peer, "connection cut at the end of the shutdown grace period");
+                            Ok(())
+                        }
+                    }
+                }
+            };
+            if let Err(e) = result {
                 tracing::debug!(%peer, error = %e, "connection ended with an error");
             }
         });

@@ -35,8 +35,10 @@ pub async fn update(app: &App, req: &Request) -> HandlerResult {
     let mut input = Input::new(&body);
     let password = input.string("password", 1024);
     let confirmation = input.string("password_confirmation", 1024);
+    let current_given = input.has("current_password");
     let current = input.string("current_password", 1024);
-    let language = input.string("language", 16);
+    // No length rule: Laravel's `in` rule answers any unknown value with "selected ... invalid".
+    let language = input.string("language", usize::MAX);
     let mut errors = std::mem::take(&mut input.errors);
 
     if password.is_some() && !caller.account.can_update_password {
@@ -55,6 +57,8 @@ pub async fn update(app: &App, req: &Request) -> HandlerResult {
             app.config.auth.password_min_length,
         );
         match &current {
+            // A current_password that is there but not a string already has its error.
+            None if current_given => {}
             None => errors.add(
                 "current_password",
                 validate::msg_required("current_password"),

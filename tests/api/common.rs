@@ -41,13 +41,18 @@ pub struct Reply {
 }
 
 pub fn test_config(dir: &std::path::Path) -> Config {
-    let mut cfg = Config::default();
-    cfg.data_dir = dir.to_path_buf();
-    cfg.listen = vec!["127.0.0.1:0".parse().unwrap()];
-    cfg.argon2.memory_kib = 256;
-    cfg.argon2.iterations = 1;
-    cfg.log = "warn".into();
-    cfg
+    let defaults = Config::default();
+    Config {
+        data_dir: dir.to_path_buf(),
+        listen: vec!["127.0.0.1:0".parse().unwrap()],
+        argon2: vmsd::config::Argon2Config {
+            memory_kib: 256,
+            iterations: 1,
+            ..defaults.argon2.clone()
+        },
+        log: "warn".into(),
+        ..defaults
+    }
 }
 
 impl TestServer {
@@ -268,4 +273,258 @@ pub fn assert_field_error(reply: &Reply, field: &str, messages: &[&str]) {
         .map(|v| v.as_str().unwrap())
         .collect();
     assert_eq!(got, messages, "errors.{field}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Helpers of the rule-by-rule modules (auth, current_user, errors, limits, cli).
+// ---------------------------------------------------------------------------------------------
+
+impl Reply {
+    /// A response header as text, if present.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+}
+
+impl TestServer {
+    /// `POST /api/v1/token` with extra headers (`X-UUID`, `X-Client`...); the whole reply, any status.
+    pub async fn try_login(&self, login: &str, password: &str, headers: &[(&str, &str)]) -> Reply {
+        let body = serde_json::json!({"login": login, "password": password});
+        self.try_login_body(&body, headers).await
+    }
+
+    /// `POST /api/v1/token` with any JSON body (for `session_id`).
+    pub async fn try_login_body(&self, body: &Value, headers: &[(&str, &str)]) -> Reply {
+        let mut all = vec![("content-type", "application/json")];
+        all.extend_from_slice(headers);
+        self.raw(
+            "POST",
+            "/api/v1/token",
+            &all,
+            serde_json::to_vec(body).unwrap(),
+        )
+        .await
+    }
+
+    /// `POST /api/admin/v1/auth/token`; the whole reply, any status.
+    pub async fn try_admin_login(&self, login: &str, password: &str) -> Reply {
+        self.call(
+            "POST",
+            "/api/admin/v1/auth/token",
+            None,
+            Some(serde_json::json!({"login": login, "password": password})),
+        )
+        .await
+    }
+
+    /// The status `GET /api/v1/users/self` answers with `token`: 200 while it works, 401 after.
+    pub async fn self_status(&self, token: &str) -> u16 {
+        self.get("/api/v1/users/self", token).await.status
+    }
+
+    /// Stops the server and starts it again on the same data dir and configuration.
+    pub async fn restart(self) -> TestServer {
+        let cfg = self.app.config.clone();
+        let dir = self.stop().await;
+        Self::start_again(dir, cfg).await
+    }
+
+    /// `start_in` once the previous server's store has let go of `dir`: sled holds an
+    /// exclusive lock on its files until the last handle of the old App is gone, which
+    /// connection tasks may delay by a moment after the drain.
+    pub async fn start_again(dir: tempfile::TempDir, cfg: Config) -> TestServer {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            match vmsd::store::Store::open(dir.path(), 1 << 20) {
+                Ok(store) => {
+                    drop(store);
+                    break;
+                }
+                Err(e) => {
+                    assert!(
+                        std::time::Instant::now() < deadline,
+                        "the old store never closed: {e}"
+                    );
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            }
+        }
+        Self::start_in(dir, cfg).await
+    }
+
+    /// A TLS connection, or the error when the server refuses or drops it.
+    pub async fn try_tls(&self) -> std::io::Result<tokio_rustls::client::TlsStream<TcpStream>> {
+        let tcp = TcpStream::connect(self.addr).await?;
+        self.connector
+            .connect(ServerName::try_from("localhost").unwrap(), tcp)
+            .await
+    }
+}
+
+/// Writes a raw HTTP/1.1 request on `stream` and reads until the server closes (send
+/// `connection: close`), for at most 10 s; the answer as text.
+pub async fn http_exchange<S>(stream: &mut S, request: &[u8]) -> String
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    stream.write_all(request).await.unwrap();
+    stream.flush().await.unwrap();
+    let mut out = Vec::new();
+    // A close without TLS close_notify is an error here, after the answer was read.
+    let _ = tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut out))
+        .await
+        .expect("no answer within 10 s");
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Polls `check` every 20 ms until it is true and returns how long that took; panics after
+/// `limit`. For things that happen by themselves (a lockout lifting, a connection closing).
+pub async fn wait_for<F, Fut>(limit: Duration, what: &str, mut check: F) -> Duration
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let start = std::time::Instant::now();
+    loop {
+        if check().await {
+            return start.elapsed();
+        }
+        assert!(
+            start.elapsed() < limit,
+            "timed out after {limit:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// The 200 JSON example of a seed page (`../shared/seeds/NNN_*.txt`): the first JSON object in
+/// it. `None` when the seeds are not checked out next to the repository.
+pub fn seed_json(number: &str) -> Option<Value> {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/seeds");
+    let path = std::fs::read_dir(&dir)
+        .ok()?
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with(&format!("{number}_")))
+        })?;
+    let text = std::fs::read_to_string(path).ok()?;
+    let start = text.find("\n{")? + 1;
+    let value = serde_json::Deserializer::from_str(&text[start..])
+        .into_iter::<Value>()
+        .next()?
+        .ok()?;
+    value.is_object().then_some(value)
+}
+
+/// Asserts that `got` has every key of `expected`, recursively, with the same JSON type
+/// (integers stay integers). Array items are checked against the seed's first item, and an
+/// array the seed shows with items must not be empty (else nothing would be compared).
+/// `null` in the seed means "nullable": any type is accepted there.
+#[track_caller]
+pub fn assert_same_shape(expected: &Value, got: &Value, path: &str) {
+    match (expected, got) {
+        (Value::Null, _) => {}
+        (Value::Object(e), Value::Object(g)) => {
+            for (key, ev) in e {
+                let gv = g
+                    .get(key)
+                    .unwrap_or_else(|| panic!("{path}.{key} is missing in {got}"));
+                assert_same_shape(ev, gv, &format!("{path}.{key}"));
+            }
+        }
+        (Value::Array(e), Value::Array(g)) => {
+            if let Some(first) = e.first() {
+                assert!(!g.is_empty(), "{path}: empty, the seed shows items");
+                for (i, item) in g.iter().enumerate() {
+                    assert_same_shape(first, item, &format!("{path}[{i}]"));
+                }
+            }
+        }
+        (Value::Number(e), Value::Number(g)) => {
+            let integer = |n: &serde_json::Number| n.is_u64() || n.is_i64();
+            assert_eq!(integer(e), integer(g), "{path}: {g} vs the seed's {e}");
+        }
+        (Value::String(_), Value::String(_)) | (Value::Bool(_), Value::Bool(_)) => {}
+        _ => panic!("{path}: the seed has {expected}, got {got}"),
+    }
+}
+
+/// `len` lowercase hex characters.
+pub fn is_lower_hex(s: &str, len: usize) -> bool {
+    s.len() == len
+        && s.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+/// `"Y-m-d H:i:s"` as a unix time, or None when `s` is not in that format.
+pub fn parse_resource_time(s: &str) -> Option<i64> {
+    let format = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second]");
+    time::PrimitiveDateTime::parse(s, format)
+        .ok()
+        .map(|t| t.assume_utc().unix_timestamp())
+}
+
+/// A TLS connector that trusts the certificate(s) in the PEM file `cert` (a daemon's
+/// generated `<data_dir>/tls/cert.pem`).
+pub fn connector_for(cert: &std::path::Path) -> TlsConnector {
+    let pem = std::fs::read(cert).unwrap();
+    let mut roots = rustls::RootCertStore::empty();
+    for c in CertificateDer::pem_slice_iter(&pem) {
+        roots.add(c.unwrap()).unwrap();
+    }
+    let client = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    TlsConnector::from(Arc::new(client))
+}
+
+/// One HTTPS request to `addr` on a fresh connection; `None` when the connection fails (a
+/// daemon that is not up yet, or gone).
+pub async fn https(
+    connector: &TlsConnector,
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Vec<u8>,
+) -> Option<Reply> {
+    let tcp = TcpStream::connect(addr).await.ok()?;
+    let tls = connector
+        .connect(ServerName::try_from("localhost").unwrap(), tcp)
+        .await
+        .ok()?;
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
+        .await
+        .ok()?;
+    tokio::spawn(conn);
+    let mut req = Request::builder()
+        .method(Method::from_bytes(method.as_bytes()).unwrap())
+        .uri(path)
+        .header("host", "vms.local")
+        .header("accept", "application/json");
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let resp = sender
+        .send_request(req.body(Full::new(Bytes::from(body))).unwrap())
+        .await
+        .ok()?;
+    let status = resp.status().as_u16();
+    let headers = resp.headers().clone();
+    let raw = resp.into_body().collect().await.ok()?.to_bytes();
+    let body = serde_json::from_slice(&raw).unwrap_or(Value::Null);
+    Some(Reply {
+        status,
+        headers,
+        body,
+        raw,
+    })
 }
