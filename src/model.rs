@@ -1,7 +1,7 @@
 //! The records vmsd stores (accounts, sessions, cameras, licence pools, audit entries), the
 //! built-in permission catalogue, and the JSON views the API renders from them (seed shapes).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -597,6 +597,343 @@ pub fn dh_user_view(account: &Account, locked_out: bool) -> Value {
     })
 }
 
+/// Services a camera offers, always rendered with at least these keys (seed 001).
+pub const DEFAULT_CAMERA_SERVICES: [&str; 2] = ["ptz", "motion_detect"];
+
+/// The camera `type` when a create does not name one (seed 001's value).
+pub const DEFAULT_CAMERA_TYPE: &str = "media_server_v2";
+
+/// A camera as vmsd tracks it (SPEC §4.4). vmsd assigns cameras to accounts; it does not talk
+/// to them, so only what an admin sets is stored. Every other key of seed 001's camera model
+/// renders a fixed default (see `camera_view`). Stored as JSON under its id in `cameras`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Camera {
+    pub id: u64,
+    pub name: String,
+    #[serde(default)]
+    pub ip: Option<String>,
+    #[serde(default)]
+    pub group_id: Option<u64>,
+    #[serde(rename = "type")]
+    pub camera_type: String,
+    pub is_enabled: bool,
+    pub is_sound_enabled: bool,
+    /// Days of archive kept; `None` is the media server's default.
+    #[serde(default)]
+    pub archive_storage_days: Option<u32>,
+    #[serde(default)]
+    pub services_list: BTreeMap<String, bool>,
+    pub created_at: UnixTime,
+    pub updated_at: UnixTime,
+}
+
+/// A camera group (the `group` object of seed 001). Groups form a tree through `parent_id`;
+/// depth, top group and the pretty names are derived from it when rendering.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CameraGroup {
+    pub id: u64,
+    #[serde(default)]
+    pub parent_id: Option<u64>,
+    pub name: String,
+    pub created_at: UnixTime,
+    pub updated_at: UnixTime,
+    /// Kept in step by every camera create/update/delete (in the same transaction), so a
+    /// group delete can refuse a non-empty group without scanning, race-free.
+    #[serde(default)]
+    pub cameras_count: u64,
+    /// Child groups, kept the same way for the same reason.
+    #[serde(default)]
+    pub children_count: u64,
+}
+
+/// Groups deeper than this are not walked (a damaged store must not loop a render).
+const MAX_GROUP_DEPTH: usize = 64;
+
+/// Every camera group by id: a render needs a group's ancestors, and groups are few.
+#[derive(Debug, Default, Clone)]
+pub struct CameraGroupIndex(HashMap<u64, CameraGroup>);
+
+impl CameraGroupIndex {
+    pub fn new(groups: impl IntoIterator<Item = CameraGroup>) -> Self {
+        CameraGroupIndex(groups.into_iter().map(|g| (g.id, g)).collect())
+    }
+
+    pub fn get(&self, id: u64) -> Option<&CameraGroup> {
+        self.0.get(&id)
+    }
+
+    /// The group and its ancestors, root first.
+    pub fn chain(&self, id: u64) -> Vec<&CameraGroup> {
+        let mut chain = Vec::new();
+        let mut next = Some(id);
+        while let Some(id) = next {
+            let Some(group) = self.0.get(&id) else { break };
+            if chain.len() >= MAX_GROUP_DEPTH || chain.iter().any(|g: &&CameraGroup| g.id == id) {
+                break;
+            }
+            chain.push(group);
+            next = group.parent_id;
+        }
+        chain.reverse();
+        chain
+    }
+
+    pub fn top_group_id(&self, id: u64) -> Option<u64> {
+        self.chain(id).first().map(|g| g.id)
+    }
+
+    /// Names from the root down, as the VMS writes them: `"Test cameras, manual cameras"`.
+    pub fn pretty(&self, id: u64) -> Option<String> {
+        let chain = self.chain(id);
+        (!chain.is_empty()).then(|| {
+            chain
+                .iter()
+                .map(|g| g.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        })
+    }
+
+    /// The `group` object of seed 001. `is_house`, `is_legal`, `path_index`,
+    /// `intercoms_count` are 0 and `type` is `"cameras"`: vmsd has no houses, legal entities
+    /// or intercoms. `uuid` and `user_id` are null.
+    pub fn view(&self, id: u64) -> Option<Value> {
+        let group = self.0.get(&id)?;
+        let chain = self.chain(id);
+        let pretty = self.pretty(id);
+        Some(json!({
+            "id": group.id,
+            "parent_id": group.parent_id,
+            "depth": chain.len().saturating_sub(1),
+            "path_index": 0,
+            "name": group.name,
+            "is_house": 0,
+            "type": "cameras",
+            "uuid": null,
+            "created_at": fmt_model(group.created_at),
+            "updated_at": fmt_model(group.updated_at),
+            "user_id": null,
+            "is_legal": 0,
+            "cameras_count": group.cameras_count,
+            "short_pretty": pretty,
+            "full_pretty": pretty,
+            "top_group_id": chain.first().map(|g| g.id),
+            "intercoms_count": 0,
+        }))
+    }
+}
+
+impl Camera {
+    /// The services map as rendered: the stored flags over the defaults (all off).
+    pub fn services(&self) -> BTreeMap<String, bool> {
+        let mut services: BTreeMap<String, bool> = DEFAULT_CAMERA_SERVICES
+            .iter()
+            .map(|s| ((*s).to_owned(), false))
+            .collect();
+        services.extend(self.services_list.iter().map(|(k, v)| (k.clone(), *v)));
+        services
+    }
+
+    /// vmsd does not watch streams: an enabled camera is `active`, a disabled one `inactive`.
+    pub fn status(&self) -> &'static str {
+        if self.is_enabled {
+            "active"
+        } else {
+            "inactive"
+        }
+    }
+}
+
+/// The `pivot` of an assigned camera (seed 001). vmsd keeps no per-assignment settings:
+/// `order` is the camera's position in the account's list (by camera id), `name` the camera's
+/// name, `is_favorite` 0 and `status` `"active"`. vmsd has no camera logins, so `login_id`
+/// is always 1 (an integer, as the seed types it).
+pub fn camera_pivot(account_id: u64, camera: &Camera, order: usize) -> Value {
+    json!({
+        "user_id": account_id,
+        "camera_id": camera.id,
+        "order": order,
+        "name": camera.name,
+        "login_id": 1,
+        "is_favorite": 0,
+        "status": "active",
+    })
+}
+
+/// The full camera model of seed 001, with `pivot` when rendered as an account's camera.
+/// Defaults for what vmsd does not track: `start_at`, `origin`, `folder_id`, `azimuth`,
+/// `location`, `pack_id`, `model_id`, `bridge_id`, `uuid`, `deleted_at`, `host_id` null;
+/// `order`, `is_public`, `count_issues`, `is_increased_reconnect`, `is_intercom` 0;
+/// `is_sensitive`, `is_buffer_enabled`, `is_user_owner`, `is_need_replace`,
+/// `is_auto_create_streams` false; `is_editable` true; `group_type` `"public"`, `source`
+/// `"manual"`, `archive_recording_type` `"fulltime"`; `services` `[]`.
+/// `is_archive_recording` is true when `archive_storage_days` is set.
+pub fn camera_view(camera: &Camera, groups: &CameraGroupIndex, pivot: Option<Value>) -> Value {
+    let mut view = json!({
+        "id": camera.id,
+        "name": camera.name,
+        "status": camera.status(),
+        "type": camera.camera_type,
+        "start_at": null,
+        "group_id": camera.group_id,
+        "top_group_id": camera.group_id.and_then(|g| groups.top_group_id(g)),
+        "order": 0,
+        "created_at": fmt_model(camera.created_at),
+        "updated_at": fmt_model(camera.updated_at),
+        "origin": null,
+        "group_type": "public",
+        "folder_id": null,
+        "is_sensitive": false,
+        "is_buffer_enabled": false,
+        "is_public": 0,
+        "count_issues": 0,
+        "azimuth": null,
+        "location": null,
+        "is_user_owner": false,
+        "pack_id": null,
+        "source": "manual",
+        "archive_storage_days": camera.archive_storage_days,
+        "is_archive_recording": camera.archive_storage_days.is_some(),
+        "is_increased_reconnect": 0,
+        "model_id": null,
+        "is_sound_enabled": camera.is_sound_enabled,
+        "is_need_replace": false,
+        "ip": camera.ip,
+        "bridge_id": null,
+        "uuid": null,
+        "deleted_at": null,
+        "archive_recording_type": "fulltime",
+        "is_auto_create_streams": false,
+        "host_id": null,
+        "is_enabled": u8::from(camera.is_enabled),
+        "is_editable": true,
+        "is_intercom": 0,
+        "services_list": camera.services(),
+        "group": camera.group_id.and_then(|g| groups.view(g)),
+        "services": [],
+    });
+    if let (Some(pivot), Value::Object(map)) = (pivot, &mut view) {
+        map.insert("pivot".into(), pivot);
+    }
+    view
+}
+
+/// The camera summary of the temporary-user list (AIPIX reference §5.4), same defaults as
+/// `camera_view`; its times render `Y-m-d H:i:s` as that list does.
+pub fn camera_summary_view(camera: &Camera, groups: &CameraGroupIndex) -> Value {
+    let pretty = camera.group_id.and_then(|g| groups.pretty(g));
+    json!({
+        "id": camera.id,
+        "group_id": camera.group_id,
+        "status": camera.status(),
+        "type": camera.camera_type,
+        "pretty_text": pretty,
+        "short_pretty": pretty,
+        "start_at": null,
+        "created_at": fmt_resource(camera.created_at),
+        "name": camera.name,
+        "can_edit": true,
+        "origin": null,
+        "group_type": "public",
+        "shared_from": null,
+        "ip": camera.ip,
+        "lat": null,
+        "lng": null,
+        "azimuth": null,
+        "is_sensitive": 0,
+        "is_public": 0,
+        "count_issues": 0,
+        "source": "manual",
+        "archive_storage_days": camera.archive_storage_days,
+        "is_archive_recording": camera.archive_storage_days.is_some(),
+        "archive_recording_type": "fulltime",
+        "is_increased_reconnect": 0,
+        "is_sound_enabled": camera.is_sound_enabled,
+        "is_bridge": false,
+    })
+}
+
+fn admin_permissions_view(permissions: &BTreeSet<u64>) -> Vec<Value> {
+    permissions
+        .iter()
+        .filter_map(|id| permission(*id))
+        .map(Permission::admin_view)
+        .collect()
+}
+
+/// One item of `GET /api/admin/v1/users` (SPEC §4.2).
+pub fn regular_user_list_item(account: &Account) -> Value {
+    json!({
+        "id": account.id,
+        "name": account.name,
+        "login": account.login,
+        "created_at": fmt_resource(account.created_at),
+        "user_type": account.user_type.as_str(),
+        "parent_id": account.parent_id,
+    })
+}
+
+/// `billing_info` as the admin view renders it: `{"data": [...]}` or null.
+pub fn billing_info_view(billing_info: Option<&Value>) -> Value {
+    match billing_info {
+        None | Some(Value::Null) => Value::Null,
+        Some(Value::Object(map)) if map.get("data").is_some_and(Value::is_array) => {
+            Value::Object(map.clone())
+        }
+        Some(Value::Array(items)) => json!({"data": items}),
+        Some(other) => json!({"data": [other]}),
+    }
+}
+
+/// `<AdminUserView>` of seed 001 (SPEC §4.2). `cameras` are already rendered (with pivots);
+/// `events` are this account's audit entries, newest first. vmsd keeps no intercoms: those
+/// three lists are empty.
+pub fn admin_user_view(
+    account: &Account,
+    cameras: Vec<Value>,
+    subusers: &[Account],
+    events: &[AuditEntry],
+    pools: &[Pool; 3],
+    prefix: &str,
+) -> Value {
+    json!({
+        "id": account.id,
+        "name": account.name,
+        "login": account.login,
+        "created_at": fmt_resource(account.created_at),
+        "user_type": account.user_type.as_str(),
+        "parent_id": account.parent_id,
+        "cameras": cameras,
+        "subusers": subusers.iter().map(|s| json!({
+            "id": s.id,
+            "name": s.name,
+            "login": s.login,
+            "created_at": fmt_resource(s.created_at),
+            "permissions": admin_permissions_view(&s.permissions),
+        })).collect::<Vec<_>>(),
+        "permissions": admin_permissions_view(&account.permissions),
+        "billing_info": billing_info_view(account.billing_info.as_ref()),
+        "events": events.iter().map(AuditEntry::view).collect::<Vec<_>>(),
+        "analytic_license": license_view(pools, prefix),
+        "intercoms": [],
+        "intercom_flats": [],
+        "intercom_keys": [],
+    })
+}
+
+/// How many licences of each level (L1, L2, L3) an account takes (SPEC §5): a `special`
+/// account holding a permission of level L takes one L licence per assigned camera.
+pub fn licence_usage(account: &Account) -> [u64; 3] {
+    let mut usage = [0u64; 3];
+    if account.user_type == UserType::Special {
+        let cameras = account.cameras.len() as u64;
+        for level in license_levels(&account.permissions) {
+            usage[level as usize] = cameras;
+        }
+    }
+    usage
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -676,5 +1013,80 @@ mod tests {
         assert_eq!(v[0]["type_pretty"], "LIC-XXXX-VA-L1");
         assert_eq!(v[0]["free"], 98);
         assert_eq!(v[2]["free"], 0);
+    }
+
+    fn group(id: u64, parent_id: Option<u64>, name: &str) -> CameraGroup {
+        CameraGroup {
+            id,
+            parent_id,
+            name: name.into(),
+            created_at: 0,
+            updated_at: 0,
+            cameras_count: 0,
+            children_count: 0,
+        }
+    }
+
+    #[test]
+    fn group_chains_derive_depth_top_and_pretty_names_and_survive_cycles() {
+        let groups = CameraGroupIndex::new([
+            group(1, None, "Test cameras"),
+            group(2, Some(1), "manual cameras"),
+            group(3, Some(4), "loop a"),
+            group(4, Some(3), "loop b"),
+        ]);
+        let view = groups.view(2).unwrap_or_default();
+        assert_eq!(view["depth"], 1);
+        assert_eq!(view["top_group_id"], 1);
+        assert_eq!(view["full_pretty"], "Test cameras, manual cameras");
+        assert_eq!(groups.view(1).unwrap_or_default()["depth"], 0);
+        // A damaged store with a cycle renders instead of looping.
+        assert_eq!(groups.chain(3).len(), 2);
+        assert!(groups.view(99).is_none());
+    }
+
+    #[test]
+    fn licence_usage_counts_cameras_per_level_for_temporary_users_only() {
+        let mut account = Account {
+            id: 1,
+            user_type: UserType::Special,
+            login: "t".into(),
+            name: "t".into(),
+            password_hash: String::new(),
+            language: "en".into(),
+            status: STATUS_ACTIVE,
+            data: None,
+            intro_reviewed: false,
+            can_update_password: true,
+            permissions: [40, 41, 47, 9].into(),
+            parent_id: None,
+            cameras: [1, 2, 3].into(),
+            created_at: 0,
+            updated_at: 0,
+            last_login: None,
+            expired_at: None,
+            ptz_priority: None,
+            billing_info: None,
+        };
+        assert_eq!(licence_usage(&account), [3, 0, 3]);
+        account.user_type = UserType::User;
+        assert_eq!(licence_usage(&account), [0, 0, 0]);
+    }
+
+    #[test]
+    fn billing_info_renders_as_a_data_list_or_null() {
+        assert_eq!(billing_info_view(None), Value::Null);
+        assert_eq!(
+            billing_info_view(Some(&json!({"data": [1]}))),
+            json!({"data": [1]})
+        );
+        assert_eq!(
+            billing_info_view(Some(&json!([{"a": 1}]))),
+            json!({"data": [{"a": 1}]})
+        );
+        assert_eq!(
+            billing_info_view(Some(&json!({"a": 1}))),
+            json!({"data": [{"a": 1}]})
+        );
     }
 }

@@ -20,6 +20,34 @@ pub enum Endpoint {
     AdminLogout,
     AdminUpdatePassword,
     WebSocket,
+    // Admin API: regular users, temporary users, cameras, groups, permissions, licences,
+    // administrators, audit (SPEC §4.2–§4.4).
+    RegularUserList,
+    RegularUserCreate,
+    RegularUserShow,
+    RegularUserUpdate,
+    RegularUserDelete,
+    SpecialUserList,
+    SpecialUserCreate,
+    SpecialUserShow,
+    SpecialUserUpdate,
+    SpecialUserDelete,
+    CameraList,
+    CameraCreate,
+    CameraShow,
+    CameraUpdate,
+    CameraDelete,
+    CameraGroupList,
+    CameraGroupCreate,
+    CameraGroupShow,
+    CameraGroupUpdate,
+    CameraGroupDelete,
+    PermissionList,
+    LicenseList,
+    LicenseUpdate,
+    AdminList,
+    AdminCreate,
+    AuditList,
 }
 
 const ROUTES: &[(&str, &[(Method, Endpoint)])] = &[
@@ -55,6 +83,86 @@ const ROUTES: &[(&str, &[(Method, Endpoint)])] = &[
         &[(Method::PUT, Endpoint::AdminUpdatePassword)],
     ),
     ("/websocket", &[(Method::GET, Endpoint::WebSocket)]),
+    (
+        "/api/admin/v1/users",
+        &[
+            (Method::GET, Endpoint::RegularUserList),
+            (Method::POST, Endpoint::RegularUserCreate),
+        ],
+    ),
+    (
+        "/api/admin/v1/users/{user}",
+        &[
+            (Method::GET, Endpoint::RegularUserShow),
+            (Method::PUT, Endpoint::RegularUserUpdate),
+            (Method::DELETE, Endpoint::RegularUserDelete),
+        ],
+    ),
+    (
+        "/api/admin/v1/special-users",
+        &[
+            (Method::GET, Endpoint::SpecialUserList),
+            (Method::POST, Endpoint::SpecialUserCreate),
+        ],
+    ),
+    (
+        "/api/admin/v1/special-users/{user}",
+        &[
+            (Method::GET, Endpoint::SpecialUserShow),
+            (Method::PUT, Endpoint::SpecialUserUpdate),
+            (Method::DELETE, Endpoint::SpecialUserDelete),
+        ],
+    ),
+    (
+        "/api/admin/v1/cameras",
+        &[
+            (Method::GET, Endpoint::CameraList),
+            (Method::POST, Endpoint::CameraCreate),
+        ],
+    ),
+    (
+        "/api/admin/v1/cameras/{camera}",
+        &[
+            (Method::GET, Endpoint::CameraShow),
+            (Method::PUT, Endpoint::CameraUpdate),
+            (Method::DELETE, Endpoint::CameraDelete),
+        ],
+    ),
+    (
+        "/api/admin/v1/camera-groups",
+        &[
+            (Method::GET, Endpoint::CameraGroupList),
+            (Method::POST, Endpoint::CameraGroupCreate),
+        ],
+    ),
+    (
+        "/api/admin/v1/camera-groups/{group}",
+        &[
+            (Method::GET, Endpoint::CameraGroupShow),
+            (Method::PUT, Endpoint::CameraGroupUpdate),
+            (Method::DELETE, Endpoint::CameraGroupDelete),
+        ],
+    ),
+    (
+        "/api/admin/v1/permissions",
+        &[(Method::GET, Endpoint::PermissionList)],
+    ),
+    (
+        "/api/admin/v1/licenses",
+        &[(Method::GET, Endpoint::LicenseList)],
+    ),
+    (
+        "/api/admin/v1/licenses/{type}",
+        &[(Method::PUT, Endpoint::LicenseUpdate)],
+    ),
+    (
+        "/api/admin/v1/admins",
+        &[
+            (Method::GET, Endpoint::AdminList),
+            (Method::POST, Endpoint::AdminCreate),
+        ],
+    ),
+    ("/api/admin/v1/audit", &[(Method::GET, Endpoint::AuditList)]),
 ];
 
 pub struct Router {
@@ -147,6 +255,33 @@ mod tests {
             r.route(&Method::GET, "/"),
             Err(ApiError::NotFound)
         ));
+        Ok(())
+    }
+
+    #[test]
+    fn admin_routes_keep_the_static_update_password_path_apart() -> Result<(), String> {
+        let r = Router::new()?;
+        let (e, p) = r
+            .route(&Method::GET, "/api/admin/v1/users/5")
+            .map_err(|e| e.to_string())?;
+        assert_eq!((e, p.get("user")), (Endpoint::RegularUserShow, Some("5")));
+        assert!(matches!(
+            r.route(&Method::PUT, "/api/admin/v1/users/self/update-password"),
+            Ok((Endpoint::AdminUpdatePassword, _))
+        ));
+        let (e, p) = r
+            .route(&Method::PUT, "/api/admin/v1/licenses/analytic_l2")
+            .map_err(|e| e.to_string())?;
+        assert_eq!(
+            (e, p.get("type")),
+            (Endpoint::LicenseUpdate, Some("analytic_l2"))
+        );
+        match r.route(&Method::PATCH, "/api/admin/v1/special-users/3") {
+            Err(ApiError::MethodNotAllowed(m)) => {
+                assert_eq!(m, vec![Method::GET, Method::PUT, Method::DELETE])
+            }
+            other => return Err(format!("{other:?}")),
+        }
         Ok(())
     }
 }

@@ -7,3 +7,27 @@ mod common;
 
 #[path = "api/foundation.rs"]
 mod foundation;
+
+#[path = "api/auth.rs"]
+mod auth;
+
+#[path = "api/current_user.rs"]
+mod current_user;
+
+#[path = "api/errors.rs"]
+mod errors;
+
+#[path = "api/limits.rs"]
+mod limits;
+
+#[path = "api/websocket.rs"]
+mod websocket;
+
+#[path = "api/admin.rs"]
+mod admin;
+
+#[path = "api/systemd.rs"]
+mod systemd;
+
+#[path = "api/cli.rs"]
+mod cli;

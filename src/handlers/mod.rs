@@ -2,9 +2,14 @@
 //! checks (`Request::caller`, `Request::admin`), the paginator envelope, and `dispatch`, which
 //! maps a routed `Endpoint` to its handler.
 
+pub mod admin_common;
+pub mod admin_misc;
+pub mod admin_users;
+pub mod cameras;
 pub mod current_user;
 pub mod misc;
 pub mod sessions;
+pub mod special_users;
 pub mod websocket;
 
 use std::net::SocketAddr;
@@ -181,5 +186,31 @@ pub async fn dispatch(app: &App, endpoint: Endpoint, req: Request) -> HandlerRes
         Endpoint::AdminLogout => sessions::admin_logout(app, &req).await,
         Endpoint::AdminUpdatePassword => current_user::admin_update_password(app, &req).await,
         Endpoint::WebSocket => Err(ApiError::NotFound),
+        Endpoint::RegularUserList => admin_users::list(app, &req),
+        Endpoint::RegularUserCreate => admin_users::create(app, &req).await,
+        Endpoint::RegularUserShow => admin_users::show(app, &req),
+        Endpoint::RegularUserUpdate => admin_users::update(app, &req).await,
+        Endpoint::RegularUserDelete => admin_users::delete(app, &req).await,
+        Endpoint::SpecialUserList => special_users::list(app, &req),
+        Endpoint::SpecialUserCreate => special_users::create(app, &req).await,
+        Endpoint::SpecialUserShow => special_users::show(app, &req),
+        Endpoint::SpecialUserUpdate => special_users::update(app, &req).await,
+        Endpoint::SpecialUserDelete => special_users::delete(app, &req).await,
+        Endpoint::CameraList => cameras::list(app, &req),
+        Endpoint::CameraCreate => cameras::create(app, &req).await,
+        Endpoint::CameraShow => cameras::show(app, &req),
+        Endpoint::CameraUpdate => cameras::update(app, &req).await,
+        Endpoint::CameraDelete => cameras::delete(app, &req).await,
+        Endpoint::CameraGroupList => cameras::list_groups(app, &req),
+        Endpoint::CameraGroupCreate => cameras::create_group(app, &req).await,
+        Endpoint::CameraGroupShow => cameras::show_group(app, &req),
+        Endpoint::CameraGroupUpdate => cameras::update_group(app, &req).await,
+        Endpoint::CameraGroupDelete => cameras::delete_group(app, &req).await,
+        Endpoint::PermissionList => admin_misc::permissions(app, &req),
+        Endpoint::LicenseList => admin_misc::licenses(app, &req),
+        Endpoint::LicenseUpdate => admin_misc::update_license(app, &req).await,
+        Endpoint::AdminList => admin_misc::admins(app, &req),
+        Endpoint::AdminCreate => admin_misc::create_admin(app, &req).await,
+        Endpoint::AuditList => admin_misc::audit(app, &req),
     }
 }

@@ -1,0 +1,196 @@
+//! The smaller admin endpoints (SPEC §4.4, §5): the permission catalogue
+//! (`GET /api/admin/v1/permissions`), licence pools (`GET /api/admin/v1/licenses`,
+//! `PUT /api/admin/v1/licenses/{type}`), administrators (`GET/POST /api/admin/v1/admins`)
+//! and the audit log (`GET /api/admin/v1/audit`).
+
+use std::collections::BTreeSet;
+
+use serde_json::Value;
+
+use super::admin_common::{
+    account_list, audit_entry, default_language, read_login, read_new_password, with_fields,
+};
+use super::{created, ok, page_params, paginated, HandlerResult, Request};
+use crate::error::ApiError;
+use crate::model::{
+    license_view, now, special_user_view, Account, AuditEntry, LicenseLevel, UserType, PERMISSIONS,
+    STATUS_ACTIVE,
+};
+use crate::store::TxError;
+use crate::validate::{self, Input};
+use crate::App;
+
+pub fn permissions(app: &App, req: &Request) -> HandlerResult {
+    req.admin(app)?;
+    ok(&Value::Array(
+        PERMISSIONS.iter().map(|p| p.catalogue_view()).collect(),
+    ))
+}
+
+pub fn licenses(app: &App, req: &Request) -> HandlerResult {
+    req.admin(app)?;
+    ok(&license_view(
+        &app.store.pools()?,
+        &app.config.license.prefix,
+    ))
+}
+
+/// The largest pool an admin may set; far beyond any camera count, small enough that the
+/// arithmetic never nears overflow.
+const MAX_POOL_SIZE: i64 = 1_000_000_000;
+
+/// `PUT /api/admin/v1/licenses/{type}` `{all}` → the updated `<License>`. A size below what
+/// temporary users already take is refused (422): licences are freed by detaching cameras or
+/// removing analytics permissions, never by shrinking the pool under them.
+pub async fn update_license(app: &App, req: &Request) -> HandlerResult {
+    let admin = req.admin(app)?.0;
+    let level = LicenseLevel::from_type_name(req.param("type")).ok_or(ApiError::NotFound)?;
+    let body = req.json()?;
+    let mut input = Input::new(&body);
+    if !input.has("all") {
+        input.error("all", validate::msg_required("all"));
+    }
+    let all = input.integer("all", 0, MAX_POOL_SIZE);
+    input.finish()?;
+    let Some(all) = all.and_then(|a| u64::try_from(a).ok()) else {
+        return Err(ApiError::internal("validated pool size missing"));
+    };
+    let entry = with_fields(
+        &audit_entry(
+            app,
+            admin.account.id,
+            "license_updated",
+            "license",
+            Some(level as u64 + 1),
+        ),
+        &["all"],
+    );
+    app.store.transaction(|tx| {
+        let mut pool = tx.pool(level)?;
+        if all < pool.used {
+            return Err(TxError::Abort(ApiError::field(
+                "all",
+                format!("The all must be at least {}.", pool.used),
+            )));
+        }
+        if pool.all == all {
+            return Ok(());
+        }
+        pool.all = all;
+        tx.put_pool(level, &pool)?;
+        tx.audit(&entry)
+    })?;
+    app.store.flush().await?;
+    tracing::info!(
+        actor_id = admin.account.id,
+        "admin {} set the {} pool to {all}",
+        admin.account.id,
+        level.type_name()
+    );
+    let pools = app.store.pools()?;
+    let view = license_view(&pools, &app.config.license.prefix);
+    ok(view.get(level as usize).unwrap_or(&Value::Null))
+}
+
+fn is_admin(account: &Account) -> bool {
+    account.user_type == UserType::Admin
+}
+
+/// `GET /api/admin/v1/admins`: paginated `<SpecialUser>` items, as the AIPIX admin API renders
+/// administrators; `access_token_id` is null (it belongs to a login answer only).
+pub fn admins(app: &App, req: &Request) -> HandlerResult {
+    req.admin(app)?;
+    let pools = app.store.pools()?;
+    let body = account_list(app, req, is_admin, |a| {
+        Ok(special_user_view(a, None, &pools))
+    })?;
+    ok(&body)
+}
+
+/// A validated `POST /api/admin/v1/admins`; the password is already hashed.
+struct CreateAdminRequest {
+    login: String,
+    name: String,
+    password_hash: String,
+}
+
+/// A new administrator gets every admin permission of the catalogue, as the first admin has.
+pub async fn create_admin(app: &App, req: &Request) -> HandlerResult {
+    let admin = req.admin(app)?.0;
+    let body = req.json()?;
+    let mut input = Input::new(&body);
+    let login = read_login(app, &mut input, true, None)?;
+    let name = input.string("name", 255);
+    let password = read_new_password(app, &mut input, true);
+    input.finish()?;
+    let (Some(login), Some(password)) = (login, password) else {
+        return Err(ApiError::internal("validated fields missing"));
+    };
+    let request = CreateAdminRequest {
+        name: name
+            .map(|n| n.trim().to_owned())
+            .filter(|n| !n.is_empty())
+            .unwrap_or_else(|| login.clone()),
+        login,
+        password_hash: app.hasher.hash(password).await?,
+    };
+    let entry = with_fields(
+        &audit_entry(app, admin.account.id, "admin_created", "account", None),
+        &["login", "name", "password"],
+    );
+    let permissions: BTreeSet<u64> = PERMISSIONS
+        .iter()
+        .filter(|p| p.user_type == UserType::Admin)
+        .map(|p| p.id)
+        .collect();
+    let language = default_language(app);
+    let at = now();
+    let account = app.store.transaction(|tx| {
+        let account = Account {
+            id: tx.next_id("account")?,
+            user_type: UserType::Admin,
+            login: request.login.clone(),
+            name: request.name.clone(),
+            password_hash: request.password_hash.clone(),
+            language: language.clone(),
+            status: STATUS_ACTIVE,
+            data: None,
+            intro_reviewed: false,
+            can_update_password: true,
+            permissions: permissions.clone(),
+            parent_id: None,
+            cameras: BTreeSet::new(),
+            created_at: at,
+            updated_at: at,
+            last_login: None,
+            expired_at: None,
+            ptz_priority: None,
+            billing_info: None,
+        };
+        tx.put_account(&account, None, "login")?;
+        tx.audit(&AuditEntry {
+            target_id: Some(account.id),
+            ..entry.clone()
+        })?;
+        Ok(account)
+    })?;
+    app.store.flush().await?;
+    tracing::info!(
+        user_id = account.id,
+        actor_id = admin.account.id,
+        "admin {} created administrator {}",
+        admin.account.id,
+        account.id
+    );
+    created(&special_user_view(&account, None, &app.store.pools()?))
+}
+
+/// `GET /api/admin/v1/audit`: newest first.
+pub fn audit(app: &App, req: &Request) -> HandlerResult {
+    req.admin(app)?;
+    let (page, per_page) = page_params(req);
+    let offset = (page - 1).saturating_mul(per_page);
+    let (entries, total) = app.store.audit_page(offset, per_page)?;
+    let items = entries.iter().map(AuditEntry::view).collect();
+    ok(&paginated(req, items, total, page, per_page))
+}
