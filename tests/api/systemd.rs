@@ -213,3 +213,103 @@ fn which(name: &str) -> Result<std::path::PathBuf, ()> {
         .find(|p| p.is_file())
         .ok_or(())
 }
+
+/// SHA-256 of the certificate a TLS connection was shown.
+fn peer_fingerprint(tls: &tokio_rustls::client::TlsStream<tokio::net::TcpStream>) -> Vec<u8> {
+    let cert = &tls.get_ref().1.peer_certificates().unwrap()[0];
+    ring::digest::digest(&ring::digest::SHA256, cert.as_ref())
+        .as_ref()
+        .to_vec()
+}
+
+async fn tls_connect(
+    connector: &tokio_rustls::TlsConnector,
+    addr: std::net::SocketAddr,
+) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    connector
+        .connect(
+            rustls_pki_types::ServerName::try_from("localhost").unwrap(),
+            tcp,
+        )
+        .await
+        .unwrap()
+}
+
+async fn get_healthz(
+    sender: &mut hyper::client::conn::http1::SendRequest<http_body_util::Full<bytes::Bytes>>,
+) -> u16 {
+    let req = http::Request::get("/healthz")
+        .header("host", "vms.local")
+        .body(http_body_util::Full::new(bytes::Bytes::new()))
+        .unwrap();
+    sender.send_request(req).await.unwrap().status().as_u16()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_reloads_the_certificate_without_dropping_connections() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let config = write_config(dir.path(), &format!("127.0.0.1:{port}"));
+    let notify_path = dir.path().join("notify.sock");
+    let socket = UnixDatagram::bind(&notify_path).unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let daemon = Daemon(
+        Command::new(env!("CARGO_BIN_EXE_vmsd"))
+            .args(["serve", "-c"])
+            .arg(&config)
+            .env("NOTIFY_SOCKET", &notify_path)
+            .env("VMSD_ADMIN_PASSWORD", ADMIN_PASSWORD)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let ready = recv(&socket).expect("no READY=1");
+    assert!(ready.lines().any(|l| l == "READY=1"), "{ready:?}");
+
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let tls_dir = dir.path().join("data/tls");
+    let old_connector = connector_for(&tls_dir.join("cert.pem"));
+    let old_tls = tls_connect(&old_connector, addr).await;
+    let old_fingerprint = peer_fingerprint(&old_tls);
+    let (mut old_conn, driver) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(old_tls))
+            .await
+            .unwrap();
+    tokio::spawn(driver);
+    assert_eq!(get_healthz(&mut old_conn).await, 200);
+
+    // Without configured PEM files a reload re-reads <data_dir>/tls/ and generates a new pair
+    // when it is gone: the operator's way to rotate the self-signed certificate.
+    std::fs::remove_file(tls_dir.join("cert.pem")).unwrap();
+    std::fs::remove_file(tls_dir.join("key.pem")).unwrap();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(daemon.0.id() as i32),
+        nix::sys::signal::Signal::SIGHUP,
+    )
+    .unwrap();
+    let mut messages = Vec::new();
+    while !messages
+        .iter()
+        .any(|m: &String| m.lines().any(|l| l == "READY=1"))
+    {
+        messages.push(recv(&socket).expect("no READY=1 after the reload"));
+    }
+    assert!(
+        messages[0].lines().any(|l| l == "RELOADING=1"),
+        "RELOADING=1 first: {messages:?}"
+    );
+
+    let new_connector = connector_for(&tls_dir.join("cert.pem"));
+    let new_tls = tls_connect(&new_connector, addr).await;
+    assert_ne!(
+        peer_fingerprint(&new_tls),
+        old_fingerprint,
+        "a new connection sees the new certificate"
+    );
+    // The connection opened before the reload is still served.
+    assert_eq!(get_healthz(&mut old_conn).await, 200);
+}
