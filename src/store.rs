@@ -477,7 +477,7 @@ impl Store {
             .trees
             .cameraid_accountids
             .get(id_key(camera_id))?
-            .map(|b| b.chunks_exact(8).filter_map(key_id).collect())
+            .map(|b| ids_of(&b))
             .unwrap_or_default())
     }
 }
@@ -767,42 +767,58 @@ impl Tx<'_> {
     }
 
     pub fn camera_accounts(&self, camera_id: u64) -> TxResult<Vec<u64>> {
-        Ok(self
-            .cameraid_accountids
-            .get(id_key(camera_id))?
-            .map(|b| b.chunks_exact(8).filter_map(key_id).collect())
-            .unwrap_or_default())
-    }
-
-    fn set_camera_accounts(&self, camera_id: u64, ids: &[u64]) -> TxResult<()> {
-        if ids.is_empty() {
-            self.cameraid_accountids.remove(&id_key(camera_id))?;
-        } else {
-            let bytes: Vec<u8> = ids.iter().flat_map(|id| id.to_be_bytes()).collect();
-            self.cameraid_accountids.insert(&id_key(camera_id), bytes)?;
-        }
-        Ok(())
+        id_set(self.cameraid_accountids, camera_id)
     }
 
     /// Records in the reverse index that `account_id` has `camera_id`. The account record's
     /// own `cameras` set is the caller's to update (it writes the account anyway).
     pub fn link_camera(&self, camera_id: u64, account_id: u64) -> TxResult<()> {
-        let mut ids = self.camera_accounts(camera_id)?;
-        if !ids.contains(&account_id) {
-            ids.push(account_id);
-            self.set_camera_accounts(camera_id, &ids)?;
-        }
-        Ok(())
+        add_to_id_set(self.cameraid_accountids, camera_id, account_id)
     }
 
     pub fn unlink_camera(&self, camera_id: u64, account_id: u64) -> TxResult<()> {
-        let ids: Vec<u64> = self
-            .camera_accounts(camera_id)?
-            .into_iter()
-            .filter(|id| *id != account_id)
-            .collect();
-        self.set_camera_accounts(camera_id, &ids)
+        remove_from_id_set(self.cameraid_accountids, camera_id, account_id)
     }
+}
+
+/// An id → set-of-ids record (concatenated big-endian u64s), read and written whole inside a
+/// transaction so that concurrent changes to the same set conflict and retry.
+fn id_set(tree: &TransactionalTree, id: u64) -> TxResult<Vec<u64>> {
+    Ok(tree
+        .get(id_key(id))?
+        .map(|b| ids_of(&b))
+        .unwrap_or_default())
+}
+
+fn put_id_set(tree: &TransactionalTree, id: u64, ids: &[u64]) -> TxResult<()> {
+    if ids.is_empty() {
+        tree.remove(&id_key(id))?;
+    } else {
+        let bytes: Vec<u8> = ids.iter().flat_map(|i| i.to_be_bytes()).collect();
+        tree.insert(&id_key(id), bytes)?;
+    }
+    Ok(())
+}
+
+fn add_to_id_set(tree: &TransactionalTree, id: u64, member: u64) -> TxResult<()> {
+    let mut ids = id_set(tree, id)?;
+    if !ids.contains(&member) {
+        ids.push(member);
+        put_id_set(tree, id, &ids)?;
+    }
+    Ok(())
+}
+
+fn remove_from_id_set(tree: &TransactionalTree, id: u64, member: u64) -> TxResult<()> {
+    let ids: Vec<u64> = id_set(tree, id)?
+        .into_iter()
+        .filter(|i| *i != member)
+        .collect();
+    put_id_set(tree, id, &ids)
+}
+
+fn ids_of(bytes: &[u8]) -> Vec<u64> {
+    bytes.chunks_exact(8).filter_map(key_id).collect()
 }
 
 /// The sub-user index (`parentid_subuserids`: a regular user's id → its sub-users' ids), kept
@@ -814,7 +830,7 @@ impl Store {
             .trees
             .parentid_subuserids
             .get(id_key(parent_id))?
-            .map(|b| b.chunks_exact(8).filter_map(key_id).collect())
+            .map(|b| ids_of(&b))
             .unwrap_or_default())
     }
 
@@ -825,39 +841,15 @@ impl Store {
 
 impl Tx<'_> {
     pub fn subuser_ids(&self, parent_id: u64) -> TxResult<Vec<u64>> {
-        Ok(self
-            .parentid_subuserids
-            .get(id_key(parent_id))?
-            .map(|b| b.chunks_exact(8).filter_map(key_id).collect())
-            .unwrap_or_default())
-    }
-
-    fn set_subuser_ids(&self, parent_id: u64, ids: &[u64]) -> TxResult<()> {
-        if ids.is_empty() {
-            self.parentid_subuserids.remove(&id_key(parent_id))?;
-        } else {
-            let bytes: Vec<u8> = ids.iter().flat_map(|id| id.to_be_bytes()).collect();
-            self.parentid_subuserids.insert(&id_key(parent_id), bytes)?;
-        }
-        Ok(())
+        id_set(self.parentid_subuserids, parent_id)
     }
 
     pub fn link_subuser(&self, parent_id: u64, subuser_id: u64) -> TxResult<()> {
-        let mut ids = self.subuser_ids(parent_id)?;
-        if !ids.contains(&subuser_id) {
-            ids.push(subuser_id);
-            self.set_subuser_ids(parent_id, &ids)?;
-        }
-        Ok(())
+        add_to_id_set(self.parentid_subuserids, parent_id, subuser_id)
     }
 
     pub fn unlink_subuser(&self, parent_id: u64, subuser_id: u64) -> TxResult<()> {
-        let ids: Vec<u64> = self
-            .subuser_ids(parent_id)?
-            .into_iter()
-            .filter(|id| *id != subuser_id)
-            .collect();
-        self.set_subuser_ids(parent_id, &ids)
+        remove_from_id_set(self.parentid_subuserids, parent_id, subuser_id)
     }
 
     /// Drops a user's whole sub-user list (the user itself is being deleted).
