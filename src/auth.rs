@@ -12,7 +12,8 @@ use serde_json::{json, Map, Value};
 
 use crate::error::{ApiError, FieldErrors};
 use crate::model::{
-    now, Account, AuditEntry, Session, UnixTime, UserType, STATUS_DISABLED, STATUS_LOCKED,
+    now, Account, AuditEntry, Session, SessionKey, UnixTime, UserType, STATUS_DISABLED,
+    STATUS_LOCKED,
 };
 use crate::store::{TokenHash, TxError};
 use crate::validate::{self, Input};
@@ -81,7 +82,7 @@ impl LoginKind {
 pub struct Caller {
     pub account: Account,
     pub token_hash: TokenHash,
-    pub session: Session,
+    pub session: SessionKey,
 }
 
 impl Caller {
@@ -306,7 +307,10 @@ pub fn authenticate_token(app: &App, token: &str) -> Result<Caller, ApiError> {
         return Err(ApiError::Unauthenticated);
     }
     let hash = hash_token(token);
-    let session = app.store.session(&hash)?.ok_or(ApiError::Unauthenticated)?;
+    let session = app
+        .store
+        .session_key(&hash)?
+        .ok_or(ApiError::Unauthenticated)?;
     let at = now();
     if session.expires_at <= at {
         return Err(ApiError::Unauthenticated);
@@ -637,6 +641,7 @@ pub async fn housekeeping(app: std::sync::Arc<App>, mut shutdown: crate::shutdow
             Ok(Err(e)) => tracing::error!(error = %e, "session sweep failed"),
             Err(e) => tracing::error!(error = %e, "session sweep panicked"),
         }
+        app.hasher.release_idle_memory();
     }
     persist_last_used(&app);
 }

@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::model::now;
-use crate::store::{Store, SCHEMA_VERSION};
+use crate::store::{Store, StoreError, SCHEMA_VERSION};
 
 pub const FORMAT: &str = "vmsd-backup";
 pub const VERSION: u64 = 1;
@@ -45,12 +45,14 @@ struct Trailer {
 }
 
 fn open_store(data_dir: &Path) -> Result<Store, String> {
-    Store::open(data_dir, crate::STORE_CACHE_BYTES).map_err(|e| {
-        format!(
-            "cannot open the database in {} (is vmsd running? stop it first): {e}",
-            data_dir.display()
-        )
-    })
+    Store::open(data_dir, crate::STORE_CACHE_BYTES).map_err(|e| open_failure(data_dir, &e))
+}
+
+fn open_failure(data_dir: &Path, e: &StoreError) -> String {
+    format!(
+        "cannot open the database in {} (is vmsd running? stop it first): {e}",
+        data_dir.display()
+    )
 }
 
 /// Writes every record of the store in `data_dir` to `file` (0600, written aside and renamed
@@ -113,13 +115,17 @@ pub fn restore(data_dir: &Path, file: &Path, force: bool) -> Result<u64, String>
     let expected = verify(file)?;
     let db = data_dir.join("db");
     if db.exists() {
-        let store = open_store(data_dir)?;
-        let empty = store.is_empty();
-        drop(store);
-        if !empty {
+        // A damaged database is what a restore is for: with --force it is moved aside like
+        // one holding data. A database in use never is.
+        let in_the_way = match Store::open(data_dir, crate::STORE_CACHE_BYTES) {
+            Ok(store) => (!store.is_empty()).then(|| "already holds data".to_owned()),
+            Err(e @ StoreError::Locked) => return Err(open_failure(data_dir, &e)),
+            Err(e) => Some(format!("holds a database that does not open ({e})")),
+        };
+        if let Some(why) = in_the_way {
             if !force {
                 return Err(format!(
-                    "{} already holds data; restore into an empty data dir, or pass --force to move the current database aside",
+                    "{} {why}; restore into an empty data dir, or pass --force to move the current database aside",
                     data_dir.display()
                 ));
             }
@@ -128,7 +134,7 @@ pub fn restore(data_dir: &Path, file: &Path, force: bool) -> Result<u64, String>
                 .map_err(|e| format!("cannot move {} aside: {e}", db.display()))?;
         }
     }
-    std::fs::create_dir_all(data_dir).map_err(|e| e.to_string())?;
+    crate::store::create_private_dir(data_dir).map_err(|e| e.to_string())?;
     let store = open_store(data_dir)?;
     let reader = BufReader::new(std::fs::File::open(file).map_err(|e| e.to_string())?);
     let mut written = 0u64;

@@ -371,7 +371,7 @@ impl Walker {
         }
         if let Some(log) = self.string(top, "log", 1, usize::MAX) {
             // Checked here so `check-config` catches a filter that logging setup would reject.
-            match tracing_subscriber::EnvFilter::try_new(&log) {
+            match crate::logging::parse_filter(&log) {
                 Ok(_) => c.log = log,
                 Err(e) => self.errors.push(format!(
                     "log: expected a tracing filter like \"info,vmsd=debug\", got {log:?} ({e})"

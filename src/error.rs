@@ -209,7 +209,7 @@ impl From<crate::store::StoreError> for ApiError {
 }
 
 /// Serialises `body` as the response; every response is JSON, whatever `Accept` says.
-pub fn json_response(status: StatusCode, body: &Value) -> Response<Body> {
+pub fn json_response<T: serde::Serialize + ?Sized>(status: StatusCode, body: &T) -> Response<Body> {
     let bytes = serde_json::to_vec(body).unwrap_or_else(|_| b"{}".to_vec());
     let mut response = Response::new(Full::new(Bytes::from(bytes)));
     *response.status_mut() = status;

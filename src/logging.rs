@@ -1,5 +1,7 @@
 //! Logging setup: one tracing subscriber that writes either to journald (when stderr is the
-//! journal) or as human-readable text to stderr, never both, with a `RUST_LOG`-style filter.
+//! journal) or as human-readable text to stderr, never both, with a `RUST_LOG`-style filter of
+//! `target=level` directives (tracing-subscriber's `Targets`: the span and regex forms of
+//! `EnvFilter` are not accepted, and leaving them out keeps a regex engine out of the binary).
 //!
 //! Conventions for callers (issue 5): put the key facts (user, route, status) in the message text
 //! as well as in fields, because plain `journalctl` does not show fields (journald stores them
@@ -8,7 +10,7 @@
 use std::io::IsTerminal;
 use std::os::fd::AsFd;
 
-use tracing_subscriber::filter::{EnvFilter, LevelFilter};
+use tracing_subscriber::filter::{LevelFilter, Targets};
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 
@@ -59,7 +61,7 @@ pub fn init(filter: &str) -> LogSink {
 
 /// `journal` means stderr is the journal stream, which stamps every line itself, so a second
 /// timestamp would only be noise.
-fn init_stderr(env_filter: EnvFilter, journal: bool) {
+fn init_stderr(env_filter: Targets, journal: bool) {
     let ansi = !journal && std::io::stderr().is_terminal();
     let fmt = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
@@ -72,12 +74,20 @@ fn init_stderr(env_filter: EnvFilter, journal: bool) {
     };
 }
 
+/// Parses a filter as `EnvFilter` did: an empty one means `info`.
+pub fn parse_filter(text: &str) -> Result<Targets, String> {
+    let text = text.trim();
+    if text.is_empty() {
+        return Ok(Targets::new().with_default(LevelFilter::INFO));
+    }
+    text.parse::<Targets>().map_err(|e| e.to_string())
+}
+
 /// The filter to use and, when an input was rejected, a message to log once logging works.
-fn choose_filter(rust_log: Option<&str>, configured: &str) -> (EnvFilter, Option<String>) {
-    let builder = EnvFilter::builder().with_default_directive(LevelFilter::INFO.into());
+fn choose_filter(rust_log: Option<&str>, configured: &str) -> (Targets, Option<String>) {
     let mut problem = None;
     if let Some(env) = rust_log.filter(|s| !s.trim().is_empty()) {
-        match builder.parse(env.trim()) {
+        match parse_filter(env) {
             Ok(f) => return (f, None),
             Err(e) => {
                 problem = Some(format!(
@@ -86,12 +96,12 @@ fn choose_filter(rust_log: Option<&str>, configured: &str) -> (EnvFilter, Option
             }
         }
     }
-    match builder.parse(configured.trim()) {
+    match parse_filter(configured) {
         Ok(f) => (f, problem),
         Err(e) => {
             let msg = format!("invalid log filter {configured:?} ({e}); using \"info\"");
             let problem = Some(problem.map_or(msg.clone(), |p| format!("{p}; {msg}")));
-            (builder.parse_lossy(""), problem)
+            (Targets::new().with_default(LevelFilter::INFO), problem)
         }
     }
 }

@@ -28,6 +28,31 @@ pub fn fmt_resource(t: UnixTime) -> String {
         .unwrap_or_default()
 }
 
+/// `fmt_resource` as a serializable value, formatted on a stack buffer: the request paths
+/// that render it (`GET /users/self`) allocate nothing for it.
+#[derive(Debug, Clone, Copy)]
+pub struct ResourceTime(pub UnixTime);
+
+impl Serialize for ResourceTime {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut buf = [0u8; 32];
+        let len = {
+            let mut out: &mut [u8] = &mut buf;
+            let written = OffsetDateTime::from_unix_timestamp(self.0)
+                .ok()
+                .and_then(|d| {
+                    d.format_into(
+                        &mut out,
+                        format_description!("[year]-[month]-[day] [hour]:[minute]:[second]"),
+                    )
+                    .ok()
+                });
+            written.unwrap_or(0)
+        };
+        serializer.serialize_str(std::str::from_utf8(&buf[..len]).unwrap_or_default())
+    }
+}
+
 /// `"Y-m-dTH:i:s.000000Z"`, as raw Eloquent models (cameras, groups) render times.
 pub fn fmt_model(t: UnixTime) -> String {
     OffsetDateTime::from_unix_timestamp(t)
@@ -145,6 +170,15 @@ pub struct Session {
     pub last_used: Option<UnixTime>,
 }
 
+/// The fields of a stored `Session` that authenticating a request needs. Decoding only these
+/// skips the session's other strings (device, client, user agent, IP) on every request.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct SessionKey {
+    pub account_id: u64,
+    pub access_token_id: String,
+    pub expires_at: UnixTime,
+}
+
 /// One audit entry (SPEC §4.4). Field names only, never their values.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AuditEntry {
@@ -211,21 +245,43 @@ pub struct Pool {
 
 /// `analytic_license` of every user object: the three pools, in L1, L2, L3 order.
 pub fn license_view(pools: &[Pool; 3], prefix: &str) -> Value {
-    Value::Array(
-        LicenseLevel::ALL
-            .iter()
-            .zip(pools.iter())
-            .map(|(level, pool)| {
-                json!({
-                    "type": level.type_name(),
-                    "type_pretty": format!("{prefix}-{}", level.suffix()),
-                    "all": pool.all,
-                    "free": pool.all.saturating_sub(pool.used),
-                    "used": pool.used,
-                })
-            })
-            .collect(),
-    )
+    serde_json::to_value(LicenseView { pools, prefix }).unwrap_or(Value::Null)
+}
+
+/// `analytic_license`: one item per level, keys in the order a `Value` map would print them.
+#[derive(Clone, Copy)]
+pub struct LicenseView<'a> {
+    pub pools: &'a [Pool; 3],
+    pub prefix: &'a str,
+}
+
+impl Serialize for LicenseView<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        #[derive(Serialize)]
+        struct Item<'a> {
+            all: u64,
+            free: u64,
+            #[serde(rename = "type")]
+            type_name: &'static str,
+            type_pretty: TypePretty<'a>,
+            used: u64,
+        }
+        struct TypePretty<'a>(&'a str, &'static str);
+        impl Serialize for TypePretty<'_> {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.collect_str(&format_args!("{}-{}", self.0, self.1))
+            }
+        }
+        serializer.collect_seq(LicenseLevel::ALL.iter().zip(self.pools.iter()).map(
+            |(level, pool)| Item {
+                all: pool.all,
+                free: pool.all.saturating_sub(pool.used),
+                type_name: level.type_name(),
+                type_pretty: TypePretty(self.prefix, level.suffix()),
+                used: pool.used,
+            },
+        ))
+    }
 }
 
 /// One built-in permission. Ids are part of the API: never renumber, only append.
@@ -534,19 +590,72 @@ pub fn client_user_view(
     pools: &[Pool; 3],
     prefix: &str,
 ) -> Value {
-    json!({
-        "id": account.id,
-        "login": account.login,
-        "name": account.name,
-        "parent_id": account.parent_id,
-        "permissions": account.permissions.iter().filter_map(|id| permission(*id)).map(Permission::client_view).collect::<Vec<_>>(),
-        "created_at": fmt_resource(account.created_at),
-        "updated_at": fmt_resource(account.updated_at),
-        "access_token_id": access_token_id,
-        "can_update_password": account.can_update_password,
-        "analytic_license": license_view(pools, prefix),
-        "language": account.language,
-    })
+    serde_json::to_value(ClientUserView::new(account, access_token_id, pools, prefix))
+        .unwrap_or(Value::Null)
+}
+
+/// The client-side `<User>` (seed 000), serialized straight from the account: `GET` and `PUT
+/// /users/self` render it per request, and building a `Value` map first cost more than the
+/// rest of the handler. Fields are in the order a `Value` map prints its keys, so both paths
+/// produce the same bytes.
+#[derive(Serialize)]
+pub struct ClientUserView<'a> {
+    access_token_id: Option<&'a str>,
+    analytic_license: LicenseView<'a>,
+    can_update_password: bool,
+    created_at: ResourceTime,
+    id: u64,
+    language: &'a str,
+    login: &'a str,
+    name: &'a str,
+    parent_id: Option<u64>,
+    permissions: ClientPermissions<'a>,
+    updated_at: ResourceTime,
+}
+
+impl<'a> ClientUserView<'a> {
+    pub fn new(
+        account: &'a Account,
+        access_token_id: Option<&'a str>,
+        pools: &'a [Pool; 3],
+        prefix: &'a str,
+    ) -> Self {
+        ClientUserView {
+            access_token_id,
+            analytic_license: LicenseView { pools, prefix },
+            can_update_password: account.can_update_password,
+            created_at: ResourceTime(account.created_at),
+            id: account.id,
+            language: &account.language,
+            login: &account.login,
+            name: &account.name,
+            parent_id: account.parent_id,
+            permissions: ClientPermissions(&account.permissions),
+            updated_at: ResourceTime(account.updated_at),
+        }
+    }
+}
+
+/// The account's permissions as `{id, name}` items.
+struct ClientPermissions<'a>(&'a BTreeSet<u64>);
+
+impl Serialize for ClientPermissions<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        #[derive(Serialize)]
+        struct Item {
+            id: u64,
+            name: &'static str,
+        }
+        serializer.collect_seq(
+            self.0
+                .iter()
+                .filter_map(|id| permission(*id))
+                .map(|p| Item {
+                    id: p.id,
+                    name: p.name,
+                }),
+        )
+    }
 }
 
 /// `is_licence_limit_reached`: a pool this account draws on has nothing free.
@@ -938,6 +1047,68 @@ pub fn licence_usage(account: &Account) -> [u64; 3] {
 mod tests {
     use super::*;
     use std::collections::HashSet;
+
+    #[test]
+    fn the_typed_client_view_is_the_seed_shape_byte_for_byte(
+    ) -> Result<(), Box<dyn std::error::Error>> {
+        let account = Account {
+            id: 7,
+            user_type: UserType::User,
+            login: "Zoë \"q\"".into(),
+            name: "Name".into(),
+            password_hash: "x".into(),
+            language: "ru".into(),
+            status: STATUS_ACTIVE,
+            data: None,
+            intro_reviewed: false,
+            can_update_password: false,
+            permissions: [1, 2, 40, 9999].into(),
+            parent_id: Some(3),
+            cameras: Default::default(),
+            created_at: 1_700_000_000,
+            updated_at: 1_700_000_061,
+            last_login: None,
+            expired_at: None,
+            ptz_priority: None,
+            billing_info: None,
+        };
+        let pools = [
+            Pool { all: 5, used: 2 },
+            Pool { all: 0, used: 0 },
+            Pool { all: 9, used: 9 },
+        ];
+        // The view as a `Value` map built key by key, as the handlers rendered it before.
+        let expected = json!({
+            "id": account.id,
+            "login": account.login,
+            "name": account.name,
+            "parent_id": account.parent_id,
+            "permissions": account.permissions.iter().filter_map(|id| permission(*id)).map(Permission::client_view).collect::<Vec<_>>(),
+            "created_at": fmt_resource(account.created_at),
+            "updated_at": fmt_resource(account.updated_at),
+            "access_token_id": "tok",
+            "can_update_password": account.can_update_password,
+            "analytic_license": LicenseLevel::ALL.iter().zip(pools.iter()).map(|(level, pool)| json!({
+                "type": level.type_name(),
+                "type_pretty": format!("LIC-{}", level.suffix()),
+                "all": pool.all,
+                "free": pool.all.saturating_sub(pool.used),
+                "used": pool.used,
+            })).collect::<Vec<_>>(),
+            "language": account.language,
+        });
+        let typed = serde_json::to_vec(&ClientUserView::new(&account, Some("tok"), &pools, "LIC"))?;
+        assert_eq!(String::from_utf8(typed)?, serde_json::to_string(&expected)?);
+        assert_eq!(
+            client_user_view(&account, Some("tok"), &pools, "LIC"),
+            expected
+        );
+        assert_eq!(
+            serde_json::to_string(&ResourceTime(i64::MAX))?,
+            format!("\"{}\"", fmt_resource(i64::MAX))
+        );
+        Ok(())
+    }
 
     #[test]
     fn catalogue_ids_and_names_are_unique_and_cover_the_contract() {

@@ -165,6 +165,14 @@ const ROUTES: &[(&str, &[(Method, Endpoint)])] = &[
     ("/api/admin/v1/audit", &[(Method::GET, Endpoint::AuditList)]),
 ];
 
+/// Every route as (path pattern, method, endpoint), in declaration order: for tests that
+/// must cover every route, such as the authorization matrix.
+pub fn routes() -> impl Iterator<Item = (&'static str, Method, Endpoint)> {
+    ROUTES
+        .iter()
+        .flat_map(|(path, methods)| methods.iter().map(move |(m, e)| (*path, m.clone(), *e)))
+}
+
 pub struct Router {
     paths: matchit::Router<&'static [(Method, Endpoint)]>,
 }

@@ -6,6 +6,7 @@
 //! Records are JSON: readable in a backup, and the same encoding the API speaks. Keys that are
 //! ids are big-endian u64 so that trees iterate in id order.
 
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -17,7 +18,7 @@ use sled::transaction::{
 use sled::{Transactional, Tree};
 
 use crate::error::ApiError;
-use crate::model::{Account, AuditEntry, LicenseLevel, Pool, Session};
+use crate::model::{Account, AuditEntry, LicenseLevel, Pool, Session, SessionKey};
 
 /// The on-disk layout this build reads and writes. Bump with a migration when it changes.
 pub const SCHEMA_VERSION: u64 = 1;
@@ -34,6 +35,11 @@ pub enum StoreError {
     Corrupt(String),
     /// The directory holds a newer or unknown schema.
     Schema(String),
+    /// Another process holds the database (sled's exclusive lock): vmsd already runs.
+    Locked,
+    /// The files are damaged: sled refused or panicked reading them, or a database that held
+    /// vmsd data opened empty.
+    Damaged(String),
 }
 
 impl std::fmt::Display for StoreError {
@@ -42,6 +48,8 @@ impl std::fmt::Display for StoreError {
             StoreError::Sled(e) => write!(f, "storage error: {e}"),
             StoreError::Corrupt(what) => write!(f, "corrupt record: {what}"),
             StoreError::Schema(what) => write!(f, "schema: {what}"),
+            StoreError::Locked => f.write_str("the database is in use by another process"),
+            StoreError::Damaged(what) => write!(f, "the database is damaged: {what}"),
         }
     }
 }
@@ -51,6 +59,12 @@ impl std::error::Error for StoreError {}
 impl From<sled::Error> for StoreError {
     fn from(e: sled::Error) -> Self {
         StoreError::Sled(e)
+    }
+}
+
+impl From<std::io::Error> for StoreError {
+    fn from(e: std::io::Error) -> Self {
+        StoreError::Sled(sled::Error::Io(e))
     }
 }
 
@@ -95,6 +109,71 @@ fn decode<T: DeserializeOwned>(tree: &str, bytes: &[u8]) -> Result<T, String> {
     serde_json::from_slice(bytes).map_err(|e| format!("{tree}: {e}"))
 }
 
+/// A file beside sled's own in `db/` (sled reads only `conf`, `db`, `blobs/` and `snap.*`),
+/// created once the schema version is on disk: from then on, a database that opens empty is
+/// damaged, not new.
+const INITIALIZED_MARKER: &str = "vmsd-initialized";
+
+fn mark_initialized(marker: &Path) -> Result<(), StoreError> {
+    crate::write_private(marker, format!("schema {SCHEMA_VERSION}\n").as_bytes())?;
+    Ok(())
+}
+
+/// Creates `dir` (and missing parents) readable by its owner only; an existing one is left
+/// as it is.
+pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+}
+
+/// What a failed `sled::Config::open` means to an operator.
+fn open_error(e: sled::Error) -> StoreError {
+    match e {
+        sled::Error::Io(io) if io.to_string().contains("could not acquire lock") => {
+            StoreError::Locked
+        }
+        sled::Error::Corruption { .. } => StoreError::Damaged(
+            "sled found corrupted data (a checksum mismatch or a cut-off file)".into(),
+        ),
+        sled::Error::Unsupported(what) | sled::Error::ReportableBug(what) => {
+            StoreError::Damaged(format!("sled cannot read it ({what})"))
+        }
+        other => StoreError::Sled(other),
+    }
+}
+
+thread_local! {
+    static QUIET_PANICS: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+static QUIET_HOOK: std::sync::Once = std::sync::Once::new();
+
+/// Runs `f` and turns a panic in it into `Err(message)`, without the panic's message and
+/// backtrace on stderr: sled may panic on damaged files, and an operator should then see one
+/// clear error naming the fix. The hook is installed once and only silences panics on a
+/// thread inside this function, so concurrent opens and other panics are unaffected.
+fn catch_quietly<T>(f: impl FnOnce() -> T) -> Result<T, String> {
+    QUIET_HOOK.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if !QUIET_PANICS.with(std::cell::Cell::get) {
+                previous(info);
+            }
+        }));
+    });
+    QUIET_PANICS.with(|q| q.set(true));
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+    QUIET_PANICS.with(|q| q.set(false));
+    result.map_err(|payload| {
+        payload
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "a panic".to_owned())
+    })
+}
+
 fn hashes_of(bytes: &[u8]) -> Vec<TokenHash> {
     bytes
         .chunks_exact(TOKEN_HASH_LEN)
@@ -137,12 +216,27 @@ impl Store {
     /// Opens (or creates) the store in `dir/db`. `cache_bytes` bounds sled's page cache.
     pub fn open(dir: &Path, cache_bytes: u64) -> Result<Store, StoreError> {
         let path = dir.join("db");
-        let db = sled::Config::new()
+        create_private_dir(dir)?;
+        // sled creates its files with the umask's modes (0644 under the usual 022); a 0700
+        // directory around them keeps accounts and token hashes from other local users.
+        create_private_dir(&path)?;
+        if std::fs::metadata(&path)?.permissions().mode() & 0o077 != 0 {
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o700))?;
+        }
+        let config = sled::Config::new()
             .path(&path)
             .cache_capacity(cache_bytes)
             // We flush explicitly before every 2xx; the background flusher only adds writes.
-            .flush_every_ms(Some(1000))
-            .open()?;
+            .flush_every_ms(Some(1000));
+        let db = match catch_quietly(|| config.open()) {
+            Ok(Ok(db)) => db,
+            Ok(Err(e)) => return Err(open_error(e)),
+            Err(panic) => {
+                return Err(StoreError::Damaged(format!(
+                    "sled failed while reading it ({panic})"
+                )))
+            }
+        };
         let t = |name: &str| db.open_tree(name);
         let trees = Trees {
             meta: t("meta")?,
@@ -160,11 +254,22 @@ impl Store {
             cameraid_accountids: t("cameraid_accountids")?,
             parentid_subuserids: t("parentid_subuserids")?,
         };
+        let marker = path.join(INITIALIZED_MARKER);
         match trees.meta.get("schema_version")? {
+            // sled opens a data file it cannot read a single record of as an empty database;
+            // the marker tells that apart from a first start.
+            None if marker.exists() => {
+                return Err(StoreError::Damaged(format!(
+                    "{} held vmsd data, and sled now finds none in it (a garbage or emptied data file)",
+                    path.display()
+                )));
+            }
             None => {
                 trees
                     .meta
                     .insert("schema_version", &SCHEMA_VERSION.to_be_bytes())?;
+                db.flush()?;
+                mark_initialized(&marker)?;
             }
             Some(v) => {
                 let found = key_id(&v).unwrap_or(u64::MAX);
@@ -173,6 +278,11 @@ impl Store {
                         "{} holds schema version {found}; this vmsd reads version {SCHEMA_VERSION}",
                         path.display()
                     )));
+                }
+                // Databases from before the marker existed, and a first start cut off
+                // between the flush above and the marker.
+                if !marker.exists() {
+                    mark_initialized(&marker)?;
                 }
             }
         }
@@ -340,6 +450,11 @@ impl Store {
         Self::get(&self.trees.tokenhash_session, "tokenhash_session", hash)
     }
 
+    /// What authentication needs of a session (see `SessionKey`).
+    pub fn session_key(&self, hash: &TokenHash) -> Result<Option<SessionKey>, StoreError> {
+        Self::get(&self.trees.tokenhash_session, "tokenhash_session", hash)
+    }
+
     pub fn sessions_of(&self, account_id: u64) -> Result<Vec<(TokenHash, Session)>, StoreError> {
         let hashes = match self.trees.accountid_tokenhashes.get(id_key(account_id))? {
             None => return Ok(Vec::new()),
@@ -447,6 +562,12 @@ impl Store {
     /// Raw access for the camera records, which `handlers::admin` defines.
     pub fn camera_raw<T: DeserializeOwned>(&self, id: u64) -> Result<Option<T>, StoreError> {
         Self::get(&self.trees.cameras, "cameras", &id_key(id))
+    }
+
+    /// Whether a camera exists, without decoding it: validating a 500-camera list would
+    /// otherwise decode 500 records it does not use.
+    pub fn camera_exists(&self, id: u64) -> Result<bool, StoreError> {
+        Ok(self.trees.cameras.contains_key(id_key(id))?)
     }
 
     pub fn cameras_raw<T: DeserializeOwned>(
@@ -744,6 +865,10 @@ impl Tx<'_> {
 
     pub fn camera_raw<T: DeserializeOwned>(&self, id: u64) -> TxResult<Option<T>> {
         Self::get(self.cameras, "cameras", &id_key(id))
+    }
+
+    pub fn camera_exists(&self, id: u64) -> TxResult<bool> {
+        Ok(self.cameras.get(id_key(id))?.is_some())
     }
 
     pub fn put_camera_raw<T: Serialize>(&self, id: u64, camera: &T) -> TxResult<()> {
@@ -1091,6 +1216,55 @@ mod tests {
         assert!(matches!(
             Store::open(dir.path(), 1 << 20),
             Err(StoreError::Schema(_))
+        ));
+        Ok(())
+    }
+
+    #[test]
+    fn a_panic_while_opening_becomes_an_error_with_its_message() {
+        let caught = catch_quietly(|| -> u8 { panic!("bad page at 42") });
+        assert_eq!(caught, Err("bad page at 42".to_owned()));
+        assert_eq!(catch_quietly(|| 7), Ok(7));
+    }
+
+    #[test]
+    fn a_database_that_held_data_and_opens_empty_is_damaged(
+    ) -> Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        drop(Store::open(dir.path(), 1 << 20)?);
+        assert!(dir.path().join("db").join(INITIALIZED_MARKER).exists());
+        // sled reads a data file of garbage as an empty database.
+        std::fs::write(dir.path().join("db/db"), vec![0x5a; 4096])?;
+        match Store::open(dir.path(), 1 << 20) {
+            Err(StoreError::Damaged(what)) => assert!(what.contains("held vmsd data"), "{what}"),
+            Err(other) => panic!("{other}"),
+            Ok(_) => panic!("a damaged database opened as a new one"),
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn the_database_directory_is_private() -> Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let data = dir.path().join("data");
+        drop(Store::open(&data, 1 << 20)?);
+        let mode = |p: &Path| std::fs::metadata(p).map(|m| m.permissions().mode() & 0o777);
+        assert_eq!(mode(&data)?, 0o700);
+        assert_eq!(mode(&data.join("db"))?, 0o700);
+        // An existing database directory that others can read is closed on the next open.
+        std::fs::set_permissions(data.join("db"), std::fs::Permissions::from_mode(0o755))?;
+        drop(Store::open(&data, 1 << 20)?);
+        assert_eq!(mode(&data.join("db"))?, 0o700);
+        Ok(())
+    }
+
+    #[test]
+    fn a_second_open_is_reported_as_locked() -> Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let _first = Store::open(dir.path(), 1 << 20)?;
+        assert!(matches!(
+            Store::open(dir.path(), 1 << 20),
+            Err(StoreError::Locked)
         ));
         Ok(())
     }

@@ -165,9 +165,9 @@ pub fn read_camera_lists(app: &App, input: &mut Input<'_>, allow_detach: bool) -
         }
         let ids = ids_with_index(input.raw(field));
         for (i, id) in &ids {
-            match app.store.camera_raw::<Camera>(*id) {
-                Ok(Some(_)) => {}
-                Ok(None) => {
+            match app.store.camera_exists(*id) {
+                Ok(true) => {}
+                Ok(false) => {
                     let key = format!("{field}.{i}");
                     input.error(key.clone(), validate::msg_invalid(&key));
                 }
@@ -210,7 +210,7 @@ pub fn apply_camera_changes(
         if account.cameras.contains(id) {
             continue;
         }
-        if tx.camera_raw::<Camera>(*id)?.is_none() {
+        if !tx.camera_exists(*id)? {
             return Err(TxError::Abort(unknown_camera("cameras_to_attach", *i)));
         }
         account.cameras.insert(*id);

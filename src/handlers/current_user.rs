@@ -4,7 +4,7 @@
 use super::{ok, status_ok, HandlerResult, Request};
 use crate::auth::Caller;
 use crate::error::{ApiError, FieldErrors};
-use crate::model::{client_user_view, now, AuditEntry};
+use crate::model::{now, AuditEntry, ClientUserView};
 use crate::validate::{self, Input};
 use crate::App;
 
@@ -15,7 +15,7 @@ pub fn show(app: &App, req: &Request) -> HandlerResult {
 
 fn render(app: &App, caller: &Caller) -> HandlerResult {
     let pools = app.store.pools()?;
-    ok(&client_user_view(
+    ok(&ClientUserView::new(
         &caller.account,
         Some(&caller.session.access_token_id),
         &pools,

@@ -88,7 +88,7 @@ impl Request {
     }
 }
 
-pub fn ok(body: &Value) -> HandlerResult {
+pub fn ok<T: serde::Serialize + ?Sized>(body: &T) -> HandlerResult {
     Ok(json_response(StatusCode::OK, body))
 }
 

@@ -296,6 +296,22 @@ fn parse_patch(user: &Map<String, Value>, min_password: usize) -> Result<Patch, 
     })
 }
 
+/// The decoding half of `user/update` on its own, without a socket or a store: the frame's
+/// `userId` and `user` object, checked as `Session::update_user` checks them. Err is the
+/// error reply's code and text. An entry point for `fuzz/fuzz_targets/ws_frame.rs`.
+pub fn decode_user_update(
+    request: &Map<String, Value>,
+    min_password: usize,
+) -> Result<(), (u16, String)> {
+    let fail = |f: Failure| (f.code, f.error);
+    parse_user_id(request.get("userId")).map_err(fail)?;
+    match request.get("user") {
+        Some(Value::Object(user)) => parse_patch(user, min_password).map(drop).map_err(fail),
+        None | Some(Value::Null) => Err((400, MSG_USER_REQUIRED.to_owned())),
+        Some(_) => Err((400, MSG_MALFORMED.to_owned())),
+    }
+}
+
 fn admin_permissions() -> std::collections::BTreeSet<u64> {
     model::PERMISSIONS
         .iter()

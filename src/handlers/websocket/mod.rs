@@ -7,6 +7,8 @@
 mod actions;
 mod registry;
 
+/// The frame decoder and one socket's action state, for the fuzz target `ws_frame`.
+pub use actions::{decode_user_update, malformed, Session as SocketSession};
 pub use registry::{AccountSlot, SocketSlot, SocketTiming, Sockets, MAX_SOCKETS_PER_ACCOUNT};
 
 use std::net::SocketAddr;
