@@ -31,3 +31,24 @@ mod systemd;
 
 #[path = "api/cli.rs"]
 mod cli;
+
+#[path = "api/invariants.rs"]
+mod invariants;
+
+#[path = "api/crash.rs"]
+mod crash;
+
+#[path = "api/hostile.rs"]
+mod hostile;
+
+#[path = "api/authz.rs"]
+mod authz;
+
+#[path = "api/brute_force.rs"]
+mod brute_force;
+
+#[path = "api/recovery.rs"]
+mod recovery;
+
+#[path = "api/secrets.rs"]
+mod secrets;

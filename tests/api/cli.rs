@@ -27,7 +27,7 @@ fn shipped(name: &str) -> PathBuf {
 
 /// A command for the binary with the environment of a plain shell: no inherited admin
 /// password, socket activation, systemd notification or journal.
-fn vmsd(args: &[&str]) -> Command {
+pub(crate) fn vmsd(args: &[&str]) -> Command {
     let mut cmd = Command::new(BIN);
     cmd.args(args)
         .env_remove("VMSD_ADMIN_PASSWORD")
@@ -44,12 +44,12 @@ fn run(args: &[&str]) -> Output {
     vmsd(args).output().unwrap()
 }
 
-fn text(bytes: &[u8]) -> String {
+pub(crate) fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
 /// A free local port: bound, then released for the daemon to take.
-fn free_addr() -> SocketAddr {
+pub(crate) fn free_addr() -> SocketAddr {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -57,11 +57,11 @@ fn free_addr() -> SocketAddr {
 }
 
 /// A running `vmsd serve`; dropping it kills the process and reaps it.
-struct Daemon {
-    child: Child,
-    addr: SocketAddr,
-    data: PathBuf,
-    stderr: PathBuf,
+pub(crate) struct Daemon {
+    pub(crate) child: Child,
+    pub(crate) addr: SocketAddr,
+    pub(crate) data: PathBuf,
+    pub(crate) stderr: PathBuf,
 }
 
 impl Drop for Daemon {
@@ -73,7 +73,12 @@ impl Drop for Daemon {
 
 impl Daemon {
     /// Starts `vmsd serve -c CONFIG --listen <free port> --data-dir DATA` in `work`.
-    fn spawn(work: &Path, config: &Path, data: &Path, admin_password: Option<&str>) -> Daemon {
+    pub(crate) fn spawn(
+        work: &Path,
+        config: &Path,
+        data: &Path,
+        admin_password: Option<&str>,
+    ) -> Daemon {
         let addr = free_addr();
         let stderr = work.join(format!("stderr-{}.log", addr.port()));
         let mut cmd = vmsd(&[
@@ -102,13 +107,13 @@ impl Daemon {
         }
     }
 
-    fn log(&self) -> String {
+    pub(crate) fn log(&self) -> String {
         std::fs::read_to_string(&self.stderr).unwrap_or_default()
     }
 
     /// Polls `/healthz` until it answers 200; panics with the daemon's log if it exits or
     /// takes more than 20 s.
-    async fn ready(self) -> Daemon {
+    pub(crate) async fn ready(self) -> Daemon {
         let mut me = self;
         let started = Instant::now();
         loop {
@@ -129,7 +134,7 @@ impl Daemon {
         }
     }
 
-    async fn request(
+    pub(crate) async fn request(
         &self,
         method: &str,
         path: &str,
@@ -157,7 +162,7 @@ impl Daemon {
         .await
     }
 
-    async fn call(
+    pub(crate) async fn call(
         &self,
         method: &str,
         path: &str,
@@ -169,7 +174,7 @@ impl Daemon {
             .expect("the daemon did not answer")
     }
 
-    async fn admin_login(&self, password: &str) -> Reply {
+    pub(crate) async fn admin_login(&self, password: &str) -> Reply {
         self.call(
             "POST",
             "/api/admin/v1/auth/token",
@@ -180,7 +185,7 @@ impl Daemon {
     }
 
     /// Waits up to `limit` for the process to exit on its own.
-    async fn exited(&mut self, limit: Duration) -> ExitStatus {
+    pub(crate) async fn exited(&mut self, limit: Duration) -> ExitStatus {
         let started = Instant::now();
         loop {
             if let Some(status) = self.child.try_wait().unwrap() {
@@ -196,7 +201,7 @@ impl Daemon {
     }
 
     /// SIGTERM, then the exit status (it must stop within 10 s).
-    async fn terminate(&mut self) -> ExitStatus {
+    pub(crate) async fn terminate(&mut self) -> ExitStatus {
         let sent = Command::new("kill")
             .args(["-TERM", &self.child.id().to_string()])
             .status()

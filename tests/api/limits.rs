@@ -17,7 +17,7 @@ use crate::common::{http_exchange, wait_for, TestServer, ADMIN_PASSWORD};
 /// Reads until the peer closes (EOF or a reset) and returns what came before the close;
 /// panics if it is still open after `limit`.
 #[track_caller]
-fn until_closed<S: AsyncRead + Unpin>(
+pub(crate) fn until_closed<S: AsyncRead + Unpin>(
     stream: &mut S,
     limit: Duration,
 ) -> impl Future<Output = Vec<u8>> + '_ {
@@ -41,7 +41,7 @@ fn until_closed<S: AsyncRead + Unpin>(
 }
 
 /// True while `stream` is open with nothing to read.
-async fn still_open<S: AsyncRead + Unpin>(stream: &mut S) -> bool {
+pub(crate) async fn still_open<S: AsyncRead + Unpin>(stream: &mut S) -> bool {
     let mut buf = [0u8; 1];
     tokio::time::timeout(Duration::from_millis(10), stream.read(&mut buf))
         .await
@@ -49,7 +49,7 @@ async fn still_open<S: AsyncRead + Unpin>(stream: &mut S) -> bool {
 }
 
 #[track_caller]
-fn assert_about(elapsed: Duration, expected: Duration, what: &str) {
+pub(crate) fn assert_about(elapsed: Duration, expected: Duration, what: &str) {
     assert!(
         elapsed >= expected - Duration::from_millis(150) && elapsed < expected * 3,
         "{what}: closed after {elapsed:?}, configured {expected:?}"
