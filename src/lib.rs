@@ -48,6 +48,8 @@ pub struct App {
     pub hasher: password::Hasher,
     pub auth: auth::AuthState,
     pub router: router::Router,
+    /// `analytic_license` as last rendered, for the client views.
+    pub licences_json: model::RenderedLicences,
     /// Open WebSockets, counted in total and per account (SPEC §6).
     pub sockets: handlers::websocket::Sockets,
     shutting_down: AtomicBool,
@@ -114,6 +116,7 @@ impl App {
             hasher,
             auth: auth::AuthState::default(),
             router,
+            licences_json: model::RenderedLicences::default(),
             sockets: handlers::websocket::Sockets::default(),
             shutting_down: AtomicBool::new(false),
         };

@@ -2,8 +2,10 @@
 //! built-in permission catalogue, and the JSON views the API renders from them (seed shapes).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use serde_json::{json, Value};
 use time::macros::format_description;
 use time::OffsetDateTime;
@@ -281,6 +283,53 @@ impl Serialize for LicenseView<'_> {
                 used: pool.used,
             },
         ))
+    }
+}
+
+/// `analytic_license` rendered once per change of the pools. Every client view embeds it and
+/// serializing it per request was 4 % of a `GET /users/self` (issue 7); it changes only when
+/// an admin or a licence-consuming assignment moves a pool.
+#[derive(Default)]
+pub struct RenderedLicences {
+    last: std::sync::Mutex<Option<([Pool; 3], Arc<Box<RawValue>>)>>,
+}
+
+impl RenderedLicences {
+    /// The JSON of `LicenseView { pools, prefix }`; `prefix` is the configuration's and fixed
+    /// for the life of the `App` that owns this.
+    pub fn get(
+        &self,
+        pools: &[Pool; 3],
+        prefix: &str,
+    ) -> Result<Arc<Box<RawValue>>, serde_json::Error> {
+        let mut last = self.last.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((rendered_for, json)) = &*last {
+            if rendered_for == pools {
+                return Ok(Arc::clone(json));
+            }
+        }
+        let json = Arc::new(serde_json::value::to_raw_value(&LicenseView {
+            pools,
+            prefix,
+        })?);
+        *last = Some((*pools, Arc::clone(&json)));
+        Ok(json)
+    }
+}
+
+/// `analytic_license` of a client view: rendered now, or already rendered.
+#[derive(Clone, Copy)]
+pub enum LicencesJson<'a> {
+    View(LicenseView<'a>),
+    Rendered(&'a RawValue),
+}
+
+impl Serialize for LicencesJson<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            LicencesJson::View(view) => view.serialize(serializer),
+            LicencesJson::Rendered(json) => json.serialize(serializer),
+        }
     }
 }
 
@@ -601,7 +650,7 @@ pub fn client_user_view(
 #[derive(Serialize)]
 pub struct ClientUserView<'a> {
     access_token_id: Option<&'a str>,
-    analytic_license: LicenseView<'a>,
+    analytic_license: LicencesJson<'a>,
     can_update_password: bool,
     created_at: ResourceTime,
     id: u64,
@@ -620,9 +669,21 @@ impl<'a> ClientUserView<'a> {
         pools: &'a [Pool; 3],
         prefix: &'a str,
     ) -> Self {
+        Self::with_licences(
+            account,
+            access_token_id,
+            LicencesJson::View(LicenseView { pools, prefix }),
+        )
+    }
+
+    pub fn with_licences(
+        account: &'a Account,
+        access_token_id: Option<&'a str>,
+        analytic_license: LicencesJson<'a>,
+    ) -> Self {
         ClientUserView {
             access_token_id,
-            analytic_license: LicenseView { pools, prefix },
+            analytic_license,
             can_update_password: account.can_update_password,
             created_at: ResourceTime(account.created_at),
             id: account.id,
@@ -1107,6 +1168,34 @@ mod tests {
             serde_json::to_string(&ResourceTime(i64::MAX))?,
             format!("\"{}\"", fmt_resource(i64::MAX))
         );
+        Ok(())
+    }
+
+    #[test]
+    fn rendered_licences_match_the_view_and_follow_the_pools(
+    ) -> Result<(), Box<dyn std::error::Error>> {
+        let cache = RenderedLicences::default();
+        let mut pools = [
+            Pool { all: 5, used: 2 },
+            Pool::default(),
+            Pool { all: 9, used: 9 },
+        ];
+        let fresh = |pools: &[Pool; 3]| {
+            serde_json::to_string(&LicenseView {
+                pools,
+                prefix: "LIC",
+            })
+        };
+        let first = cache.get(&pools, "LIC")?;
+        assert_eq!(first.get(), fresh(&pools)?);
+        assert!(
+            Arc::ptr_eq(&first, &cache.get(&pools, "LIC")?),
+            "unchanged pools re-rendered"
+        );
+        pools[1] = Pool { all: 3, used: 1 };
+        let second = cache.get(&pools, "LIC")?;
+        assert_eq!(second.get(), fresh(&pools)?);
+        assert_ne!(first.get(), second.get());
         Ok(())
     }
 

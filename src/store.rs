@@ -210,6 +210,14 @@ pub struct Store {
     flush_tickets: AtomicU64,
     flushed_through: AtomicU64,
     flush_lock: tokio::sync::Mutex<()>,
+    /// The three licence pools as last committed: every user view renders them, and three
+    /// sled reads per request were 4 % of a `GET /users/self` (issue 7). `None` when a reload
+    /// failed; readers then go to the tree. Refreshed by `transaction` after any commit that
+    /// wrote a pool, before its caller can answer, so a view never lags an acknowledged change.
+    pools: std::sync::Mutex<Option<[Pool; 3]>>,
+    /// Serializes refreshes: each reads the tree while holding it, so the last refresh to run
+    /// stores the newest pools whatever order the commits and refreshes interleave in.
+    pools_refresh: std::sync::Mutex<()>,
 }
 
 impl Store {
@@ -299,7 +307,15 @@ impl Store {
             flush_tickets: AtomicU64::new(0),
             flushed_through: AtomicU64::new(0),
             flush_lock: tokio::sync::Mutex::new(()),
-        })
+            pools: std::sync::Mutex::new(None),
+            pools_refresh: std::sync::Mutex::new(()),
+        }
+        .with_pools_loaded())
+    }
+
+    fn with_pools_loaded(self) -> Store {
+        self.refresh_pools();
+        self
     }
 
     pub fn path(&self) -> &Path {
@@ -342,6 +358,7 @@ impl Store {
     /// retries on conflict), so it must be pure: hash passwords and allocate audit ids before.
     pub fn transaction<T>(&self, f: impl Fn(&Tx<'_>) -> TxResult<T>) -> Result<T, ApiError> {
         let t = &self.trees;
+        let pools_written = std::cell::Cell::new(false);
         let result = (
             &t.counters,
             &t.accounts,
@@ -387,6 +404,7 @@ impl Store {
                         camera_groups,
                         cameraid_accountids,
                         parentid_subuserids,
+                        pools_written: &pools_written,
                     };
                     match f(&tx) {
                         Ok(v) => Ok(Ok(v)),
@@ -398,6 +416,11 @@ impl Store {
                     }
                 },
             );
+        if pools_written.get() {
+            // Also after an abort or a failed attempt: a refresh that finds nothing new is
+            // only three reads.
+            self.refresh_pools();
+        }
         match result {
             Ok(Ok(v)) => Ok(v),
             Ok(Err(e)) => Err(e),
@@ -502,7 +525,16 @@ impl Store {
         Ok(())
     }
 
+    /// The licence pools as last committed (see `Store::pools`'s field).
     pub fn pools(&self) -> Result<[Pool; 3], StoreError> {
+        let cached = *self.pools.lock().unwrap_or_else(|p| p.into_inner());
+        match cached {
+            Some(pools) => Ok(pools),
+            None => self.read_pools(),
+        }
+    }
+
+    fn read_pools(&self) -> Result<[Pool; 3], StoreError> {
         let mut out = [Pool::default(); 3];
         for level in LicenseLevel::ALL {
             if let Some(p) = Self::get(
@@ -514,6 +546,20 @@ impl Store {
             }
         }
         Ok(out)
+    }
+
+    /// Re-reads the pools into the cache; on failure the cache is dropped, so readers fall
+    /// back to the tree rather than see stale pools.
+    fn refresh_pools(&self) {
+        let _one_at_a_time = self.pools_refresh.lock().unwrap_or_else(|p| p.into_inner());
+        let fresh = match self.read_pools() {
+            Ok(pools) => Some(pools),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read the licence pools; reading them per request");
+                None
+            }
+        };
+        *self.pools.lock().unwrap_or_else(|p| p.into_inner()) = fresh;
     }
 
     pub fn audit_entry(&self, id: u64) -> Result<Option<AuditEntry>, StoreError> {
@@ -656,6 +702,9 @@ impl Store {
             .map(|(_, t)| t)
             .ok_or_else(|| StoreError::Corrupt(format!("unknown tree {tree:?} in backup")))?;
         target.insert(key, value)?;
+        if tree == "licensetype_pool" {
+            self.refresh_pools();
+        }
         Ok(())
     }
 
@@ -668,6 +717,7 @@ impl Store {
             .and_then(|(k, _)| key_id(&k))
             .unwrap_or(0);
         self.next_audit_id.store(last_audit + 1, Ordering::Relaxed);
+        self.refresh_pools();
         Ok(())
     }
 }
@@ -687,6 +737,8 @@ pub struct Tx<'a> {
     camera_groups: &'a TransactionalTree,
     cameraid_accountids: &'a TransactionalTree,
     parentid_subuserids: &'a TransactionalTree,
+    /// Set by `put_pool`: the pools cache needs a refresh after this transaction.
+    pools_written: &'a std::cell::Cell<bool>,
 }
 
 impl Tx<'_> {
@@ -858,6 +910,7 @@ impl Tx<'_> {
     }
 
     pub fn put_pool(&self, level: LicenseLevel, pool: &Pool) -> TxResult<()> {
+        self.pools_written.set(true);
         self.licensetype_pool
             .insert(level.type_name().as_bytes(), encode(pool))?;
         Ok(())
@@ -1039,6 +1092,34 @@ mod tests {
             expires_at: 2,
             last_used: None,
         }
+    }
+
+    #[test]
+    fn cached_pools_follow_every_commit_and_ignore_aborts() -> Result<(), Box<dyn std::error::Error>>
+    {
+        let dir = tempfile::tempdir()?;
+        let store = Store::open(dir.path(), 1 << 20)?;
+        let before = store.pools()?;
+        let l2 = Pool { all: 7, used: 3 };
+        store.transaction(|tx| tx.put_pool(LicenseLevel::L2, &l2))?;
+        assert_eq!(store.pools()?[LicenseLevel::L2 as usize], l2);
+        assert_eq!(store.pools()?, store.read_pools()?);
+        // A transaction that writes a pool and then aborts leaves the committed pools.
+        let aborted = store.transaction(|tx| {
+            tx.put_pool(LicenseLevel::L2, &Pool { all: 1, used: 1 })?;
+            Err::<(), _>(TxError::Abort(ApiError::Forbidden))
+        });
+        assert!(aborted.is_err());
+        assert_eq!(store.pools()?[LicenseLevel::L2 as usize], l2);
+        assert_eq!(
+            store.pools()?[LicenseLevel::L1 as usize],
+            before[LicenseLevel::L1 as usize]
+        );
+        drop(store);
+        // And they are what a reopened store reads.
+        let store = Store::open(dir.path(), 1 << 20)?;
+        assert_eq!(store.pools()?[LicenseLevel::L2 as usize], l2);
+        Ok(())
     }
 
     #[test]

@@ -4,7 +4,7 @@
 use super::{ok, status_ok, HandlerResult, Request};
 use crate::auth::Caller;
 use crate::error::{ApiError, FieldErrors};
-use crate::model::{now, AuditEntry, ClientUserView};
+use crate::model::{now, AuditEntry, ClientUserView, LicencesJson};
 use crate::validate::{self, Input};
 use crate::App;
 
@@ -15,11 +15,14 @@ pub fn show(app: &App, req: &Request) -> HandlerResult {
 
 fn render(app: &App, caller: &Caller) -> HandlerResult {
     let pools = app.store.pools()?;
-    ok(&ClientUserView::new(
+    let licences = app
+        .licences_json
+        .get(&pools, &app.config.license.prefix)
+        .map_err(ApiError::internal)?;
+    ok(&ClientUserView::with_licences(
         &caller.account,
         Some(&caller.session.access_token_id),
-        &pools,
-        &app.config.license.prefix,
+        LicencesJson::Rendered(&licences),
     ))
 }
 
