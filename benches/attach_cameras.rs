@@ -20,7 +20,7 @@ use serde_json::{json, Map, Value};
 use vmsd::auth::{ClientMeta, LoginKind};
 use vmsd::config::Config;
 use vmsd::handlers::{dispatch, Request};
-use vmsd::model::{now, Account, Camera, LicenseLevel, Pool, UserType, STATUS_ACTIVE};
+use vmsd::model::{now, Account, Camera, LicenseLevel, NewAccount, Pool, UserType};
 use vmsd::App;
 
 const CAMERAS: u64 = 10_000;
@@ -208,29 +208,22 @@ fn seed(app: &App) -> BenchResult<u64> {
             for (n, cameras) in (start..end).zip(&assignments) {
                 let id = tx.next_id("account")?;
                 let account = Account {
-                    id,
-                    user_type: if n % 2 == 0 {
-                        UserType::User
-                    } else {
-                        UserType::Special
-                    },
-                    login: format!("seeded-{n}"),
-                    name: format!("Seeded {n}"),
-                    password_hash: hash.clone(),
-                    language: "en".into(),
-                    status: STATUS_ACTIVE,
-                    data: None,
-                    intro_reviewed: false,
-                    can_update_password: true,
-                    permissions: Default::default(),
-                    parent_id: None,
                     cameras: cameras.iter().copied().collect(),
-                    created_at: at,
-                    updated_at: at,
-                    last_login: None,
-                    expired_at: None,
-                    ptz_priority: None,
-                    billing_info: None,
+                    ..Account::new(
+                        id,
+                        NewAccount {
+                            user_type: if n % 2 == 0 {
+                                UserType::User
+                            } else {
+                                UserType::Special
+                            },
+                            login: format!("seeded-{n}"),
+                            name: format!("Seeded {n}"),
+                            password_hash: hash.clone(),
+                            language: "en".into(),
+                        },
+                        at,
+                    )
                 };
                 for camera in cameras {
                     tx.link_camera(*camera, id)?;
@@ -243,25 +236,18 @@ fn seed(app: &App) -> BenchResult<u64> {
     let special = app.store.transaction(|tx| {
         let id = tx.next_id("account")?;
         let account = Account {
-            id,
-            user_type: UserType::Special,
-            login: "bench-special".into(),
-            name: "Bench".into(),
-            password_hash: hash.clone(),
-            language: "en".into(),
-            status: STATUS_ACTIVE,
-            data: None,
-            intro_reviewed: false,
-            can_update_password: true,
             permissions: [L1_PERMISSION].into(),
-            parent_id: None,
-            cameras: Default::default(),
-            created_at: at,
-            updated_at: at,
-            last_login: None,
-            expired_at: None,
-            ptz_priority: None,
-            billing_info: None,
+            ..Account::new(
+                id,
+                NewAccount {
+                    user_type: UserType::Special,
+                    login: "bench-special".into(),
+                    name: "Bench".into(),
+                    password_hash: hash.clone(),
+                    language: "en".into(),
+                },
+                at,
+            )
         };
         tx.put_account(&account, None, "login")?;
         Ok(id)

@@ -347,15 +347,14 @@ fn audit_entry(
     target: Option<u64>,
     fields: &[&str],
 ) -> AuditEntry {
-    AuditEntry {
-        id: app.store.next_audit_id(),
-        at: now(),
-        actor_id: actor,
-        action: action.to_owned(),
-        target_type: "account".to_owned(),
-        target_id: target,
-        fields: fields.iter().map(|f| (*f).to_owned()).collect(),
-    }
+    AuditEntry::new(
+        app.store.next_audit_id(),
+        actor,
+        action,
+        "account",
+        target,
+        fields,
+    )
 }
 
 /// Writes an audit entry on its own (login failures, lockouts) and makes it durable.

@@ -39,7 +39,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use crate::config::Config;
-use crate::model::{now, Account, UserType, STATUS_ACTIVE};
+use crate::model::{now, Account, NewAccount, UserType};
 
 /// Everything a request needs, built once and shared as `Arc<App>`: no globals.
 pub struct App {
@@ -164,29 +164,18 @@ impl App {
         self.store
             .transaction(|tx| {
                 let admin = Account {
-                    id: tx.next_id("account")?,
-                    user_type: UserType::Admin,
-                    login: "admin".into(),
-                    name: "Administrator".into(),
-                    password_hash: hash.clone(),
-                    language: language.clone(),
-                    status: STATUS_ACTIVE,
-                    data: None,
-                    intro_reviewed: false,
-                    can_update_password: true,
-                    permissions: model::PERMISSIONS
-                        .iter()
-                        .filter(|p| p.user_type == UserType::Admin)
-                        .map(|p| p.id)
-                        .collect(),
-                    parent_id: None,
-                    cameras: Default::default(),
-                    created_at: at,
-                    updated_at: at,
-                    last_login: None,
-                    expired_at: None,
-                    ptz_priority: None,
-                    billing_info: None,
+                    permissions: model::admin_permissions(),
+                    ..Account::new(
+                        tx.next_id("account")?,
+                        NewAccount {
+                            user_type: UserType::Admin,
+                            login: "admin".into(),
+                            name: "Administrator".into(),
+                            password_hash: hash.clone(),
+                            language: language.clone(),
+                        },
+                        at,
+                    )
                 };
                 tx.put_account(&admin, None, "login")
             })
@@ -242,15 +231,14 @@ pub fn reset_password(config: &Config, login: &str, password: &str) -> Result<()
     })?;
     let hasher = password::Hasher::new(&config.argon2)?;
     let hash = hasher.hash_blocking(password)?;
-    let entry = model::AuditEntry {
-        id: store.next_audit_id(),
-        at: now(),
-        actor_id: None,
-        action: "password_reset".into(),
-        target_type: "account".into(),
-        target_id: None,
-        fields: vec!["password".into()],
-    };
+    let entry = model::AuditEntry::new(
+        store.next_audit_id(),
+        None,
+        "password_reset",
+        "account",
+        None,
+        &["password"],
+    );
     store
         .transaction(|tx| {
             let id = tx
@@ -262,10 +250,7 @@ pub fn reset_password(config: &Config, login: &str, password: &str) -> Result<()
             account.updated_at = now();
             tx.put_account(&account, Some(&key), "login")?;
             tx.revoke_sessions_of(id, None)?;
-            tx.audit(&model::AuditEntry {
-                target_id: Some(id),
-                ..entry.clone()
-            })
+            tx.audit(&entry.about(id))
         })
         .map_err(|e| match e {
             error::ApiError::NotFound => format!("no account with login {login:?}"),

@@ -139,7 +139,43 @@ pub struct Account {
     pub billing_info: Option<Value>,
 }
 
+/// Who an account is and how it logs in: what `Account::new` needs; the rest starts at its
+/// default (active, no permissions, cameras or sub-users, never logged in).
+pub struct NewAccount {
+    pub user_type: UserType,
+    pub login: String,
+    pub name: String,
+    pub password_hash: String,
+    pub language: String,
+}
+
 impl Account {
+    /// A new account created at `at`. Callers override what their kind of account sets
+    /// (`Account { permissions, ..Account::new(..) }`).
+    pub fn new(id: u64, new: NewAccount, at: UnixTime) -> Account {
+        Account {
+            id,
+            user_type: new.user_type,
+            login: new.login,
+            name: new.name,
+            password_hash: new.password_hash,
+            language: new.language,
+            status: STATUS_ACTIVE,
+            data: None,
+            intro_reviewed: false,
+            can_update_password: true,
+            permissions: BTreeSet::new(),
+            parent_id: None,
+            cameras: BTreeSet::new(),
+            created_at: at,
+            updated_at: at,
+            last_login: None,
+            expired_at: None,
+            ptz_priority: None,
+            billing_info: None,
+        }
+    }
+
     pub fn is_expired(&self, at: UnixTime) -> bool {
         self.user_type == UserType::Special && self.expired_at.is_some_and(|e| e <= at)
     }
@@ -194,6 +230,36 @@ pub struct AuditEntry {
 }
 
 impl AuditEntry {
+    /// An entry for a change made now, naming the fields that changed (never their values).
+    /// Take `id` from `Store::next_audit_id` before a transaction: its closure may re-run and
+    /// must not allocate ids again.
+    pub fn new(
+        id: u64,
+        actor_id: Option<u64>,
+        action: &str,
+        target_type: &str,
+        target_id: Option<u64>,
+        fields: &[&str],
+    ) -> AuditEntry {
+        AuditEntry {
+            id,
+            at: now(),
+            actor_id,
+            action: action.to_owned(),
+            target_type: target_type.to_owned(),
+            target_id,
+            fields: fields.iter().map(|f| (*f).to_owned()).collect(),
+        }
+    }
+
+    /// The same entry about `target_id`, for a record whose id the transaction assigns.
+    pub fn about(&self, target_id: u64) -> AuditEntry {
+        AuditEntry {
+            target_id: Some(target_id),
+            ..self.clone()
+        }
+    }
+
     pub fn view(&self) -> Value {
         json!({
             "id": self.id,
@@ -286,13 +352,25 @@ impl Serialize for LicenseView<'_> {
     }
 }
 
+/// Every admin-side permission: what each administrator holds.
+pub fn admin_permissions() -> BTreeSet<u64> {
+    PERMISSIONS
+        .iter()
+        .filter(|p| p.user_type == UserType::Admin)
+        .map(|p| p.id)
+        .collect()
+}
+
 /// `analytic_license` rendered once per change of the pools. Every client view embeds it and
 /// serializing it per request was 4 % of a `GET /users/self` (issue 7); it changes only when
 /// an admin or a licence-consuming assignment moves a pool.
 #[derive(Default)]
 pub struct RenderedLicences {
-    last: std::sync::Mutex<Option<([Pool; 3], Arc<Box<RawValue>>)>>,
+    last: std::sync::Mutex<Option<Rendered>>,
 }
+
+/// Pools and the JSON rendered from them.
+type Rendered = ([Pool; 3], Arc<Box<RawValue>>);
 
 impl RenderedLicences {
     /// The JSON of `LicenseView { pools, prefix }`; `prefix` is the configuration's and fixed

@@ -36,15 +36,14 @@ pub fn audit_entry(
     target_type: &str,
     target_id: Option<u64>,
 ) -> AuditEntry {
-    AuditEntry {
-        id: app.store.next_audit_id(),
-        at: now(),
-        actor_id: Some(actor_id),
-        action: action.to_owned(),
-        target_type: target_type.to_owned(),
+    AuditEntry::new(
+        app.store.next_audit_id(),
+        Some(actor_id),
+        action,
+        target_type,
         target_id,
-        fields: Vec::new(),
-    }
+        &[],
+    )
 }
 
 /// The entry with the names of the fields that changed (never their values).

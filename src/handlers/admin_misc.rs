@@ -3,8 +3,6 @@
 //! `PUT /api/admin/v1/licenses/{type}`), administrators (`GET/POST /api/admin/v1/admins`)
 //! and the audit log (`GET /api/admin/v1/audit`).
 
-use std::collections::BTreeSet;
-
 use serde_json::Value;
 
 use super::admin_common::{
@@ -13,8 +11,8 @@ use super::admin_common::{
 use super::{created, ok, page_params, paginated, HandlerResult, Request};
 use crate::error::ApiError;
 use crate::model::{
-    license_view, now, special_user_view, Account, AuditEntry, LicenseLevel, UserType, PERMISSIONS,
-    STATUS_ACTIVE,
+    admin_permissions, license_view, now, special_user_view, Account, AuditEntry, LicenseLevel,
+    NewAccount, UserType, PERMISSIONS,
 };
 use crate::store::TxError;
 use crate::validate::{self, Input};
@@ -138,40 +136,26 @@ pub async fn create_admin(app: &App, req: &Request) -> HandlerResult {
         &audit_entry(app, admin.account.id, "admin_created", "account", None),
         &["login", "name", "password"],
     );
-    let permissions: BTreeSet<u64> = PERMISSIONS
-        .iter()
-        .filter(|p| p.user_type == UserType::Admin)
-        .map(|p| p.id)
-        .collect();
+    let permissions = admin_permissions();
     let language = default_language(app);
     let at = now();
     let account = app.store.transaction(|tx| {
         let account = Account {
-            id: tx.next_id("account")?,
-            user_type: UserType::Admin,
-            login: request.login.clone(),
-            name: request.name.clone(),
-            password_hash: request.password_hash.clone(),
-            language: language.clone(),
-            status: STATUS_ACTIVE,
-            data: None,
-            intro_reviewed: false,
-            can_update_password: true,
             permissions: permissions.clone(),
-            parent_id: None,
-            cameras: BTreeSet::new(),
-            created_at: at,
-            updated_at: at,
-            last_login: None,
-            expired_at: None,
-            ptz_priority: None,
-            billing_info: None,
+            ..Account::new(
+                tx.next_id("account")?,
+                NewAccount {
+                    user_type: UserType::Admin,
+                    login: request.login.clone(),
+                    name: request.name.clone(),
+                    password_hash: request.password_hash.clone(),
+                    language: language.clone(),
+                },
+                at,
+            )
         };
         tx.put_account(&account, None, "login")?;
-        tx.audit(&AuditEntry {
-            target_id: Some(account.id),
-            ..entry.clone()
-        })?;
+        tx.audit(&entry.about(account.id))?;
         Ok(account)
     })?;
     app.store.flush().await?;

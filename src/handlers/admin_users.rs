@@ -13,9 +13,7 @@ use super::admin_common::{
 };
 use super::{created, ok, status_ok, HandlerResult, Request};
 use crate::error::ApiError;
-use crate::model::{
-    admin_user_view, now, regular_user_list_item, Account, UserType, STATUS_ACTIVE,
-};
+use crate::model::{admin_user_view, now, regular_user_list_item, Account, NewAccount, UserType};
 use crate::store::TxError;
 use crate::validate::{self, Input};
 use crate::App;
@@ -153,38 +151,31 @@ pub async fn create(app: &App, req: &Request) -> HandlerResult {
             }
         }
         let account = Account {
-            id: tx.next_id("account")?,
-            user_type: if request.parent_id.is_some() {
-                UserType::Subuser
-            } else {
-                UserType::User
-            },
-            login: request.login.clone(),
-            name: request.name.clone(),
-            password_hash: request.password_hash.clone(),
-            language: language.clone(),
-            status: STATUS_ACTIVE,
-            data: None,
-            intro_reviewed: false,
             can_update_password: request.can_update_password,
             permissions: request.permissions.clone(),
             parent_id: request.parent_id,
-            cameras: BTreeSet::new(),
-            created_at: at,
-            updated_at: at,
-            last_login: None,
-            expired_at: None,
-            ptz_priority: None,
             billing_info: request.billing_info.clone(),
+            ..Account::new(
+                tx.next_id("account")?,
+                NewAccount {
+                    user_type: if request.parent_id.is_some() {
+                        UserType::Subuser
+                    } else {
+                        UserType::User
+                    },
+                    login: request.login.clone(),
+                    name: request.name.clone(),
+                    password_hash: request.password_hash.clone(),
+                    language: language.clone(),
+                },
+                at,
+            )
         };
         tx.put_account(&account, None, "login")?;
         if let Some(parent_id) = account.parent_id {
             tx.link_subuser(parent_id, account.id)?;
         }
-        tx.audit(&crate::model::AuditEntry {
-            target_id: Some(account.id),
-            ..entry.clone()
-        })?;
+        tx.audit(&entry.about(account.id))?;
         Ok(account)
     })?;
     app.store.flush().await?;

@@ -243,10 +243,7 @@ pub async fn create(app: &App, req: &Request) -> HandlerResult {
         };
         move_camera_between_groups(tx, None, camera.group_id)?;
         tx.put_camera_raw(camera.id, &camera)?;
-        tx.audit(&crate::model::AuditEntry {
-            target_id: Some(camera.id),
-            ..entry.clone()
-        })?;
+        tx.audit(&entry.about(camera.id))?;
         Ok(camera)
     })?;
     app.store.flush().await?;
@@ -527,10 +524,7 @@ pub async fn create_group(app: &App, req: &Request) -> HandlerResult {
         };
         adjust_children(tx, parent_id, true)?;
         tx.put_camera_group_raw(group.id, &group)?;
-        tx.audit(&crate::model::AuditEntry {
-            target_id: Some(group.id),
-            ..entry.clone()
-        })?;
+        tx.audit(&entry.about(group.id))?;
         Ok(group)
     })?;
     app.store.flush().await?;

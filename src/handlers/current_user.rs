@@ -107,13 +107,15 @@ async fn apply_self_update(
 ) -> Result<crate::model::Account, ApiError> {
     let at = now();
     let entry = AuditEntry {
-        id: app.store.next_audit_id(),
         at,
-        actor_id: Some(caller.account.id),
-        action: "self_update".into(),
-        target_type: "account".into(),
-        target_id: Some(caller.account.id),
-        fields: fields.iter().map(|f| (*f).to_owned()).collect(),
+        ..AuditEntry::new(
+            app.store.next_audit_id(),
+            Some(caller.account.id),
+            "self_update",
+            "account",
+            Some(caller.account.id),
+            fields,
+        )
     };
     let account = app.store.transaction(|tx| {
         let mut account = tx

@@ -15,8 +15,7 @@ use super::admin_common::{
 use super::{created, ok, status_ok, HandlerResult, Request};
 use crate::error::ApiError;
 use crate::model::{
-    licence_usage, license_view, now, special_user_view, Account, AuditEntry, UnixTime, UserType,
-    STATUS_ACTIVE,
+    licence_usage, license_view, now, special_user_view, Account, NewAccount, UnixTime, UserType,
 };
 use crate::validate::{self, Input};
 use crate::App;
@@ -143,33 +142,25 @@ pub async fn create(app: &App, req: &Request) -> HandlerResult {
     let at = now();
     let account = app.store.transaction(|tx| {
         let mut account = Account {
-            id: tx.next_id("account")?,
-            user_type: UserType::Special,
-            login: request.login.clone(),
-            name: request.name.clone(),
-            password_hash: request.password_hash.clone(),
-            language: language.clone(),
-            status: STATUS_ACTIVE,
-            data: None,
-            intro_reviewed: false,
-            can_update_password: true,
             permissions: request.permissions.clone(),
-            parent_id: None,
-            cameras: BTreeSet::new(),
-            created_at: at,
-            updated_at: at,
-            last_login: None,
             expired_at: request.expired_at,
             ptz_priority: request.ptz_priority,
-            billing_info: None,
+            ..Account::new(
+                tx.next_id("account")?,
+                NewAccount {
+                    user_type: UserType::Special,
+                    login: request.login.clone(),
+                    name: request.name.clone(),
+                    password_hash: request.password_hash.clone(),
+                    language: language.clone(),
+                },
+                at,
+            )
         };
         apply_camera_changes(tx, &mut account, &request.cameras)?;
         move_licences(tx, [0; 3], licence_usage(&account))?;
         tx.put_account(&account, None, "login")?;
-        tx.audit(&AuditEntry {
-            target_id: Some(account.id),
-            ..entry.clone()
-        })?;
+        tx.audit(&entry.about(account.id))?;
         Ok(account)
     })?;
     app.store.flush().await?;

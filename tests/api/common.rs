@@ -17,7 +17,7 @@ use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 
 use vmsd::config::Config;
-use vmsd::model::{now, Account, UserType, STATUS_ACTIVE};
+use vmsd::model::{now, Account, NewAccount, UserType};
 use vmsd::shutdown::{self, ShutdownTrigger};
 use vmsd::App;
 
@@ -218,27 +218,17 @@ impl TestServer {
             .app
             .store
             .transaction(|tx| {
-                let account = Account {
-                    id: tx.next_id("account")?,
-                    user_type,
-                    login: login.into(),
-                    name: login.into(),
-                    password_hash: hash.clone(),
-                    language: "en".into(),
-                    status: STATUS_ACTIVE,
-                    data: None,
-                    intro_reviewed: false,
-                    can_update_password: true,
-                    permissions: Default::default(),
-                    parent_id: None,
-                    cameras: Default::default(),
-                    created_at: at,
-                    updated_at: at,
-                    last_login: None,
-                    expired_at: None,
-                    ptz_priority: None,
-                    billing_info: None,
-                };
+                let account = Account::new(
+                    tx.next_id("account")?,
+                    NewAccount {
+                        user_type,
+                        login: login.into(),
+                        name: login.into(),
+                        password_hash: hash.clone(),
+                        language: "en".into(),
+                    },
+                    at,
+                );
                 tx.put_account(&account, None, "login")?;
                 Ok(account)
             })

@@ -19,7 +19,7 @@ use std::path::Path;
 use std::time::Instant;
 
 use vmsd::model::{
-    licence_usage, now, Account, Camera, LicenseLevel, Pool, Session, UserType, STATUS_ACTIVE,
+    licence_usage, now, Account, Camera, LicenseLevel, NewAccount, Pool, Session, UserType,
 };
 use vmsd::App;
 
@@ -97,27 +97,17 @@ fn options() -> SeedResult<Options> {
 }
 
 fn new_account(id: u64, user_type: UserType, login: String, hash: &str, at: i64) -> Account {
-    Account {
+    Account::new(
         id,
-        user_type,
-        name: format!("Bench {login}"),
-        login,
-        password_hash: hash.to_owned(),
-        language: "en".into(),
-        status: STATUS_ACTIVE,
-        data: None,
-        intro_reviewed: false,
-        can_update_password: true,
-        permissions: BTreeSet::new(),
-        parent_id: None,
-        cameras: BTreeSet::new(),
-        created_at: at,
-        updated_at: at,
-        last_login: None,
-        expired_at: None,
-        ptz_priority: None,
-        billing_info: None,
-    }
+        NewAccount {
+            user_type,
+            name: format!("Bench {login}"),
+            login,
+            password_hash: hash.to_owned(),
+            language: "en".into(),
+        },
+        at,
+    )
 }
 
 fn dir_bytes(path: &Path) -> u64 {

@@ -312,14 +312,6 @@ pub fn decode_user_update(
     }
 }
 
-fn admin_permissions() -> std::collections::BTreeSet<u64> {
-    model::PERMISSIONS
-        .iter()
-        .filter(|p| p.user_type == UserType::Admin)
-        .map(|p| p.id)
-        .collect()
-}
-
 /// What a committed `user/update` changed, for the log.
 struct Applied {
     fields: Vec<String>,
@@ -340,13 +332,15 @@ fn apply_patch(
 ) -> Result<Option<Applied>, ApiError> {
     let at = now();
     let update_entry = AuditEntry {
-        id: audit_ids.0,
         at,
-        actor_id: Some(caller.account.id),
-        action: "ws_user_update".into(),
-        target_type: "account".into(),
-        target_id: Some(target_id),
-        fields: Vec::new(),
+        ..AuditEntry::new(
+            audit_ids.0,
+            Some(caller.account.id),
+            "ws_user_update",
+            "account",
+            Some(target_id),
+            &[],
+        )
     };
     let revoke_entry = AuditEntry {
         id: audit_ids.1,
@@ -374,7 +368,7 @@ fn apply_patch(
                     }
                     UserType::User => {
                         account.user_type = UserType::Admin;
-                        account.permissions = admin_permissions();
+                        account.permissions = model::admin_permissions();
                     }
                     UserType::Subuser | UserType::Special => {
                         return Err(TxError::Abort(ApiError::field("role", MSG_ROLE_FIXED)));
