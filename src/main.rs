@@ -241,6 +241,12 @@ async fn serve(cfg: Config, inherited: Vec<std::net::TcpListener>) -> Result<(),
     let app = tokio::task::block_in_place(|| App::open(cfg, admin_password))
         .map_err(|e| e.to_string())?;
 
+    // Before anything can answer or report READY (see `StopSignals`); SIGHUP too, whose
+    // default action would also kill the daemon.
+    let stop_signals = shutdown::StopSignals::install()
+        .map_err(|e| format!("cannot catch SIGTERM/SIGINT: {e}"))?;
+    let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        .map_err(|e| format!("cannot catch SIGHUP: {e}"))?;
     let (trigger, shutdown) = shutdown::channel();
     tokio::spawn(auth::housekeeping(app.clone(), shutdown.clone()));
     if let Some(interval) = systemd::watchdog_interval() {
@@ -264,10 +270,6 @@ async fn serve(cfg: Config, inherited: Vec<std::net::TcpListener>) -> Result<(),
         let reloader = reloader.clone();
         let mut shutdown = shutdown.clone();
         tokio::spawn(async move {
-            use tokio::signal::unix::{signal, SignalKind};
-            let Ok(mut hup) = signal(SignalKind::hangup()) else {
-                return;
-            };
             loop {
                 tokio::select! {
                     _ = shutdown.wait() => return,
@@ -302,7 +304,7 @@ async fn serve(cfg: Config, inherited: Vec<std::net::TcpListener>) -> Result<(),
         tls_config,
         shutdown.clone(),
     ));
-    shutdown::signal().await;
+    stop_signals.wait().await;
     notifier.stopping();
     trigger.trigger();
     if let Err(e) = server.await {

@@ -207,7 +207,15 @@ impl Daemon {
             .status()
             .unwrap();
         assert!(sent.success());
-        self.exited(Duration::from_secs(10)).await
+        let status = self.exited(Duration::from_secs(10)).await;
+        // A SIGTERM must be handled (drain, final flush, exit status): death by a signal here
+        // means it was not caught.
+        assert!(
+            std::os::unix::process::ExitStatusExt::signal(&status).is_none(),
+            "vmsd died by {status} instead of shutting down:\n{}",
+            self.log()
+        );
+        status
     }
 }
 
@@ -465,4 +473,37 @@ async fn admin_reset_password_works_offline_and_refuses_while_the_daemon_runs() 
         .call("GET", "/api/v1/users/self", Some(&token), None)
         .await;
     assert_eq!(me.status, 401);
+}
+
+/// Signals are caught from before the first answer: a SIGTERM or SIGHUP sent the moment the
+/// daemon serves must not find the default action (death by signal, no drain, no final flush).
+/// Before the fix this raced, and a SIGTERM right after the first `/healthz` answer killed the
+/// daemon now and then under a loaded test run.
+#[tokio::test]
+async fn signals_sent_as_soon_as_it_answers_are_handled_not_fatal() {
+    let (work, config) = workdir();
+    let data = work.path().join("data");
+    for round in 0..6 {
+        let mut daemon = Daemon::spawn(work.path(), &config, &data, Some("signal-test-pw"))
+            .ready()
+            .await;
+        if round % 2 == 1 {
+            let pid = nix::unistd::Pid::from_raw(daemon.child.id() as i32);
+            nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGHUP).unwrap();
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            assert!(
+                daemon.child.try_wait().unwrap().is_none(),
+                "round {round}: SIGHUP killed the daemon:\n{}",
+                daemon.log()
+            );
+        }
+        let status = daemon.terminate().await;
+        assert_eq!(
+            status.code(),
+            Some(0),
+            "round {round}: {status}\n{}",
+            daemon.log()
+        );
+        assert!(daemon.log().contains("vmsd stopped"), "{}", daemon.log());
+    }
 }
