@@ -5,7 +5,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Map, Value};
@@ -15,7 +15,7 @@ use crate::model::{
     now, Account, AuditEntry, Session, SessionKey, UnixTime, UserType, STATUS_DISABLED,
     STATUS_LOCKED,
 };
-use crate::store::{TokenHash, TxError};
+use crate::store::{Authenticated, TokenHash, TxError};
 use crate::validate::{self, Input};
 use crate::App;
 
@@ -80,9 +80,10 @@ impl LoginKind {
 /// An authenticated request: the account, and which of its sessions the token is.
 #[derive(Debug, Clone)]
 pub struct Caller {
-    pub account: Account,
+    /// Shared with the store's cache of recent callers: never changed in place.
+    pub account: Arc<Account>,
     pub token_hash: TokenHash,
-    pub session: SessionKey,
+    pub session: Arc<SessionKey>,
 }
 
 impl Caller {
@@ -307,18 +308,15 @@ pub fn authenticate_token(app: &App, token: &str) -> Result<Caller, ApiError> {
         return Err(ApiError::Unauthenticated);
     }
     let hash = hash_token(token);
-    let session = app
+    let Authenticated { session, account } = app
         .store
-        .session_key(&hash)?
+        .authenticated(&hash)?
         .ok_or(ApiError::Unauthenticated)?;
+    // Checked on every request, cached records or not: expiry needs no write to take effect.
     let at = now();
     if session.expires_at <= at {
         return Err(ApiError::Unauthenticated);
     }
-    let account = app
-        .store
-        .account(session.account_id)?
-        .ok_or(ApiError::Unauthenticated)?;
     if !account.may_use_tokens(at) {
         return Err(ApiError::Unauthenticated);
     }

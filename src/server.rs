@@ -179,20 +179,21 @@ async fn handle(
 ) -> http::Response<Body> {
     let started = Instant::now();
     let method = req.method().clone();
-    let path = req.uri().path().to_owned();
+    // For the log lines below; a parsed URI shares its bytes, so this does not copy the path.
+    let uri = req.uri().clone();
     let response =
         match tokio::time::timeout(app.config.limits.request_timeout, serve(&app, peer, req)).await
         {
             Ok(Ok(response)) => response,
             Ok(Err(e)) => e.into_response(),
             Err(_) => {
-                tracing::warn!(%method, %path, "request timed out");
+                tracing::warn!(%method, path = uri.path(), "request timed out");
                 ApiError::Unavailable { retry_after: 1 }.into_response()
             }
         };
     tracing::debug!(
         %method,
-        %path,
+        path = uri.path(),
         status = response.status().as_u16(),
         latency_us = started.elapsed().as_micros() as u64,
         "request served"
@@ -233,20 +234,11 @@ async fn serve(
     if declared.is_some_and(|n| n > max as u64) {
         return Err(ApiError::PayloadTooLarge);
     }
-    let bytes = match Limited::new(body, max).collect().await {
-        Ok(collected) => collected.to_bytes(),
-        Err(e)
-            if e.downcast_ref::<http_body_util::LengthLimitError>()
-                .is_some() =>
-        {
-            return Err(ApiError::PayloadTooLarge);
-        }
-        Err(_) => {
-            return Err(ApiError::field(
-                "body",
-                crate::validate::MSG_BODY_INVALID_JSON,
-            ))
-        }
+    // Most requests (every GET) have no body: skip the collecting machinery for them.
+    let bytes = if hyper::body::Body::is_end_stream(&body) {
+        bytes::Bytes::new()
+    } else {
+        collect_body(body, max).await?
     };
     if !bytes.is_empty() && parts.method != Method::GET {
         if let Some(ct) = parts.headers.get(header::CONTENT_TYPE) {
@@ -268,6 +260,23 @@ async fn serve(
         params,
     };
     handlers::dispatch(app, endpoint, request).await
+}
+
+/// The request body, at most `max` bytes.
+async fn collect_body(body: Incoming, max: usize) -> Result<bytes::Bytes, ApiError> {
+    match Limited::new(body, max).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e)
+            if e.downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some() =>
+        {
+            Err(ApiError::PayloadTooLarge)
+        }
+        Err(_) => Err(ApiError::field(
+            "body",
+            crate::validate::MSG_BODY_INVALID_JSON,
+        )),
+    }
 }
 
 #[cfg(test)]

@@ -6,9 +6,11 @@
 //! Records are JSON: readable in a backup, and the same encoding the API speaks. Keys that are
 //! ids are big-endian u64 so that trees iterate in id order.
 
+use std::collections::HashMap;
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -218,6 +220,43 @@ pub struct Store {
     /// Serializes refreshes: each reads the tree while holding it, so the last refresh to run
     /// stores the newest pools whatever order the commits and refreshes interleave in.
     pools_refresh: std::sync::Mutex<()>,
+    /// Decoded sessions and accounts of recent callers (see `AuthCache`).
+    auth_cache: AuthCache,
+}
+
+/// What authenticating a token found: its session and its account, decoded.
+#[derive(Clone)]
+pub struct Authenticated {
+    pub session: Arc<SessionKey>,
+    pub account: Arc<Account>,
+}
+
+/// At most this many tokens' sessions and accounts are kept decoded (a few hundred KiB at
+/// most; an appliance has a handful of clients at once).
+const AUTH_CACHE_ENTRIES: usize = 256;
+
+/// Decoded sessions and accounts of recent callers, so that a request does not read and decode
+/// both records again: that was half the instructions of a `GET /users/self` (issue 7,
+/// callgrind). Every entry is tagged with the store's write generation when it was read, and
+/// every write to the store bumps the generation once it is committed (and before its
+/// caller can answer), so an entry never outlives a change: a revoked token, a disabled or
+/// deleted account, a new password all miss the cache on the next request. Expiry is checked
+/// by the caller on each request against the clock, cached or not.
+#[derive(Default)]
+struct AuthCache {
+    generation: AtomicU64,
+    entries: std::sync::Mutex<HashMap<TokenHash, (u64, Authenticated)>>,
+}
+
+impl AuthCache {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<TokenHash, (u64, Authenticated)>> {
+        self.entries.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// After any committed write.
+    fn invalidate(&self) {
+        self.generation.fetch_add(1, Ordering::SeqCst);
+    }
 }
 
 impl Store {
@@ -309,6 +348,7 @@ impl Store {
             flush_lock: tokio::sync::Mutex::new(()),
             pools: std::sync::Mutex::new(None),
             pools_refresh: std::sync::Mutex::new(()),
+            auth_cache: AuthCache::default(),
         }
         .with_pools_loaded())
     }
@@ -416,6 +456,8 @@ impl Store {
                     }
                 },
             );
+        // Whether it committed or not: a spurious invalidation costs one re-read per caller.
+        self.auth_cache.invalidate();
         if pools_written.get() {
             // Also after an abort or a failed attempt: a refresh that finds nothing new is
             // only three reads.
@@ -476,6 +518,38 @@ impl Store {
     /// What authentication needs of a session (see `SessionKey`).
     pub fn session_key(&self, hash: &TokenHash) -> Result<Option<SessionKey>, StoreError> {
         Self::get(&self.trees.tokenhash_session, "tokenhash_session", hash)
+    }
+
+    /// The session stored under a token hash and its account, from the `AuthCache` when no
+    /// write happened since they were read. `None` when either is missing.
+    pub fn authenticated(&self, hash: &TokenHash) -> Result<Option<Authenticated>, StoreError> {
+        // Read before the records: a write committed after this makes the entry stale at once.
+        let generation = self.auth_cache.generation.load(Ordering::SeqCst);
+        if let Some((tagged, found)) = self.auth_cache.lock().get(hash) {
+            if *tagged == generation {
+                return Ok(Some(found.clone()));
+            }
+        }
+        let Some(session) = self.session_key(hash)? else {
+            return Ok(None);
+        };
+        let Some(account) = self.account(session.account_id)? else {
+            return Ok(None);
+        };
+        let found = Authenticated {
+            session: Arc::new(session),
+            account: Arc::new(account),
+        };
+        let mut entries = self.auth_cache.lock();
+        if entries.len() >= AUTH_CACHE_ENTRIES && !entries.contains_key(hash) {
+            // Stale entries first; if all are current, start over rather than track ages.
+            entries.retain(|_, (tagged, _)| *tagged == generation);
+            if entries.len() >= AUTH_CACHE_ENTRIES {
+                entries.clear();
+            }
+        }
+        entries.insert(*hash, (generation, found.clone()));
+        Ok(Some(found))
     }
 
     pub fn sessions_of(&self, account_id: u64) -> Result<Vec<(TokenHash, Session)>, StoreError> {
@@ -702,6 +776,7 @@ impl Store {
             .map(|(_, t)| t)
             .ok_or_else(|| StoreError::Corrupt(format!("unknown tree {tree:?} in backup")))?;
         target.insert(key, value)?;
+        self.auth_cache.invalidate();
         if tree == "licensetype_pool" {
             self.refresh_pools();
         }
@@ -1092,6 +1167,63 @@ mod tests {
             expires_at: 2,
             last_used: None,
         }
+    }
+
+    #[test]
+    fn authentication_never_sees_records_older_than_the_last_write(
+    ) -> Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let store = Store::open(dir.path(), 1 << 20)?;
+        let a = create(&store, "a")?;
+        let hash: TokenHash = [7; 32];
+        store.transaction(|tx| tx.add_session(&hash, &session(a.id, "t1")))?;
+        let first = store.authenticated(&hash)?.ok_or("no session")?;
+        assert_eq!(
+            (
+                first.account.login.as_str(),
+                first.session.access_token_id.as_str()
+            ),
+            ("a", "t1")
+        );
+        // Unchanged store: the same decoded records come back.
+        let again = store.authenticated(&hash)?.ok_or("no session")?;
+        assert!(Arc::ptr_eq(&first.account, &again.account));
+
+        // A change to the account shows on the next call.
+        store.transaction(|tx| {
+            let mut account = tx
+                .account(a.id)?
+                .ok_or(TxError::Abort(ApiError::NotFound))?;
+            account.status = crate::model::STATUS_DISABLED;
+            tx.put_account(&account, Some("a"), "login")
+        })?;
+        let after = store.authenticated(&hash)?.ok_or("no session")?;
+        assert_eq!(after.account.status, crate::model::STATUS_DISABLED);
+
+        // A revoked session is gone on the next call.
+        store.transaction(|tx| tx.remove_session(&hash).map(drop))?;
+        assert!(store.authenticated(&hash)?.is_none());
+
+        // Many callers: the cache stays bounded and every answer is still right.
+        let many = AUTH_CACHE_ENTRIES as u16 + 10;
+        let hash_of = |n: u16| -> TokenHash {
+            let mut h = [0; 32];
+            h[..2].copy_from_slice(&n.to_be_bytes());
+            h[31] = 1;
+            h
+        };
+        store.transaction(|tx| {
+            for n in 0..many {
+                tx.add_session(&hash_of(n), &session(a.id, &format!("t{n}")))?;
+            }
+            Ok(())
+        })?;
+        for n in 0..many {
+            let found = store.authenticated(&hash_of(n))?.ok_or("no session")?;
+            assert_eq!(found.session.access_token_id, format!("t{n}"));
+            assert!(store.auth_cache.lock().len() <= AUTH_CACHE_ENTRIES);
+        }
+        Ok(())
     }
 
     #[test]

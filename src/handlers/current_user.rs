@@ -1,6 +1,8 @@
 //! The logged-in user's own account: `GET`/`PUT /api/v1/users/self` (seed 000, SPEC §4.1) and
 //! the administrator's `PUT /api/admin/v1/users/self/update-password`.
 
+use std::sync::Arc;
+
 use super::{ok, status_ok, HandlerResult, Request};
 use crate::auth::Caller;
 use crate::error::{ApiError, FieldErrors};
@@ -94,7 +96,13 @@ pub async fn update(app: &App, req: &Request) -> HandlerResult {
         fields.push("language");
     }
     let account = apply_self_update(app, &caller, &request, &fields).await?;
-    render(app, &Caller { account, ..caller })
+    render(
+        app,
+        &Caller {
+            account: Arc::new(account),
+            ..caller
+        },
+    )
 }
 
 /// Writes a self-update in one transaction: the account, the audit entry and, for a new
