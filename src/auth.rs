@@ -620,8 +620,9 @@ pub fn password_errors(app: &App, password: &str, confirmation: Option<&str>) ->
 /// How often housekeeping persists last-use times and sweeps dead sessions.
 pub const HOUSEKEEPING_INTERVAL: Duration = Duration::from_secs(30);
 
-/// Background upkeep until shutdown: persist last-use times (lazily, off the request path)
-/// and remove sessions that expired, or whose account is gone, disabled or past `expired_at`.
+/// Background upkeep until shutdown: persist last-use times (lazily, off the request path),
+/// remove sessions that expired, or whose account is gone, disabled or past `expired_at`, and
+/// keep the audit log within `limits.audit_max_entries`.
 pub async fn housekeeping(app: std::sync::Arc<App>, mut shutdown: crate::shutdown::Shutdown) {
     let mut tick = tokio::time::interval(HOUSEKEEPING_INTERVAL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -630,17 +631,34 @@ pub async fn housekeeping(app: std::sync::Arc<App>, mut shutdown: crate::shutdow
             _ = shutdown.wait() => break,
             _ = tick.tick() => {}
         }
-        let worker = app.clone();
-        let swept = tokio::task::spawn_blocking(move || sweep(&worker)).await;
-        match swept {
-            Ok(Ok(0)) => {}
-            Ok(Ok(n)) => tracing::info!(sessions = n, "removed {n} expired sessions"),
-            Ok(Err(e)) => tracing::error!(error = %e, "session sweep failed"),
-            Err(e) => tracing::error!(error = %e, "session sweep panicked"),
-        }
-        app.hasher.release_idle_memory();
+        housekeeping_pass(&app).await;
     }
     persist_last_used(&app);
+}
+
+/// One round of housekeeping: expired sessions, audit entries beyond
+/// `limits.audit_max_entries`, idle hashing memory.
+pub async fn housekeeping_pass(app: &std::sync::Arc<App>) {
+    let worker = app.clone();
+    let swept = tokio::task::spawn_blocking(move || sweep(&worker)).await;
+    match swept {
+        Ok(Ok(0)) => {}
+        Ok(Ok(n)) => tracing::info!(sessions = n, "removed {n} expired sessions"),
+        Ok(Err(e)) => tracing::error!(error = %e, "session sweep failed"),
+        Err(e) => tracing::error!(error = %e, "session sweep panicked"),
+    }
+    let worker = app.clone();
+    let keep = app.config.limits.audit_max_entries;
+    match tokio::task::spawn_blocking(move || worker.store.prune_audit(keep)).await {
+        Ok(Ok(0)) => {}
+        Ok(Ok(n)) => tracing::info!(
+            entries = n,
+            "removed the {n} oldest audit entries (limits.audit_max_entries = {keep})"
+        ),
+        Ok(Err(e)) => tracing::error!(error = %e, "audit pruning failed"),
+        Err(e) => tracing::error!(error = %e, "audit pruning panicked"),
+    }
+    app.hasher.release_idle_memory();
 }
 
 /// Writes the in-memory last-use times to the store.

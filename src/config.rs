@@ -77,6 +77,9 @@ pub struct LimitsConfig {
     pub tls_handshake_timeout: Duration,
     pub request_timeout: Duration,
     pub shutdown_grace: Duration,
+    /// Audit entries kept; housekeeping removes the oldest beyond it, so that a box that runs
+    /// for years (and every failed login an attacker makes) cannot fill its disk.
+    pub audit_max_entries: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -124,6 +127,7 @@ impl Default for Config {
                 tls_handshake_timeout: Duration::from_secs(10),
                 request_timeout: Duration::from_secs(30),
                 shutdown_grace: Duration::from_secs(15),
+                audit_max_entries: 100_000,
             },
             license: LicenseConfig {
                 prefix: "LIC-XXXX-VA".to_owned(),
@@ -534,6 +538,7 @@ impl Walker {
                 "tls_handshake_timeout",
                 "request_timeout",
                 "shutdown_grace",
+                "audit_max_entries",
             ],
         );
         self.int(
@@ -548,6 +553,13 @@ impl Walker {
         self.duration(s, "tls_handshake_timeout", &mut l.tls_handshake_timeout);
         self.duration(s, "request_timeout", &mut l.request_timeout);
         self.duration(s, "shutdown_grace", &mut l.shutdown_grace);
+        self.int(
+            s,
+            "audit_max_entries",
+            100,
+            100_000_000,
+            &mut l.audit_max_entries,
+        );
     }
 
     fn locales(&mut self, s: Section<'_>, l: &mut LocalesConfig) {
@@ -633,6 +645,7 @@ header_read_timeout = "5s"
 tls_handshake_timeout = "3s"
 request_timeout = "1m"
 shutdown_grace = "500ms"
+audit_max_entries = 5000
 [license]
 prefix = "LIC-ABCD-VA"
 [locales]
@@ -723,6 +736,7 @@ available = ["en", "ru", "pt-BR"]
                 tls_handshake_timeout: Duration::from_secs(3),
                 request_timeout: Duration::from_secs(60),
                 shutdown_grace: Duration::from_millis(500),
+                audit_max_entries: 5000,
             }
         );
         assert_eq!(c.license.prefix, "LIC-ABCD-VA");

@@ -231,6 +231,10 @@ pub struct Authenticated {
     pub account: Arc<Account>,
 }
 
+/// Audit entries removed per transaction when pruning: small enough that a prune of a large
+/// backlog does not hold sled's write lock for long in one go.
+const AUDIT_PRUNE_BATCH: usize = 1000;
+
 /// At most this many tokens' sessions and accounts are kept decoded (a few hundred KiB at
 /// most; an appliance has a handful of clients at once).
 const AUTH_CACHE_ENTRIES: usize = 256;
@@ -636,6 +640,47 @@ impl Store {
         *self.pools.lock().unwrap_or_else(|p| p.into_inner()) = fresh;
     }
 
+    /// Removes the oldest audit entries so that no more than `keep` remain: every entry whose
+    /// id is `keep` or more below the newest id handed out (ids are sequential; the gaps of
+    /// aborted writes only leave fewer). In transactions of at most `AUDIT_PRUNE_BATCH`
+    /// entries, each removing entries with their account index keys. Returns how many went.
+    pub fn prune_audit(&self, keep: u64) -> Result<usize, ApiError> {
+        let newest = self.next_audit_id.load(Ordering::Relaxed).saturating_sub(1);
+        let Some(last_to_remove) = newest.checked_sub(keep) else {
+            return Ok(0);
+        };
+        let mut removed = 0;
+        loop {
+            let mut batch: Vec<(u64, Option<u64>)> = Vec::new();
+            for item in self
+                .trees
+                .audit
+                .range(..=id_key(last_to_remove))
+                .take(AUDIT_PRUNE_BATCH)
+            {
+                let (key, value) = item.map_err(ApiError::internal)?;
+                let Some(id) = key_id(&key) else { continue };
+                // A record that does not decode still goes (an index key it may have had
+                // stays: which account it named is unknown).
+                let account = decode::<AuditEntry>("audit", &value)
+                    .ok()
+                    .filter(|e| e.target_type == "account")
+                    .and_then(|e| e.target_id);
+                batch.push((id, account));
+            }
+            if batch.is_empty() {
+                return Ok(removed);
+            }
+            self.transaction(|tx| {
+                for (id, account) in &batch {
+                    tx.remove_audit(*id, *account)?;
+                }
+                Ok(())
+            })?;
+            removed += batch.len();
+        }
+    }
+
     pub fn audit_entry(&self, id: u64) -> Result<Option<AuditEntry>, StoreError> {
         Self::get(&self.trees.audit, "audit", &id_key(id))
     }
@@ -963,6 +1008,17 @@ impl Tx<'_> {
 
     /// Appends an audit entry (its id allocated by `Store::next_audit_id` before the
     /// transaction) and indexes it under the target account when there is one.
+    /// Removes one audit entry and its account index key.
+    pub fn remove_audit(&self, id: u64, account_id: Option<u64>) -> TxResult<()> {
+        self.audit.remove(&id_key(id))?;
+        if let Some(target) = account_id {
+            let mut key = id_key(target).to_vec();
+            key.extend_from_slice(&id_key(id));
+            self.accountid_auditid.remove(key)?;
+        }
+        Ok(())
+    }
+
     pub fn audit(&self, entry: &AuditEntry) -> TxResult<()> {
         self.audit.insert(&id_key(entry.id), encode(entry))?;
         if entry.target_type == "account" {
@@ -1223,6 +1279,50 @@ mod tests {
             assert_eq!(found.session.access_token_id, format!("t{n}"));
             assert!(store.auth_cache.lock().len() <= AUTH_CACHE_ENTRIES);
         }
+        Ok(())
+    }
+
+    #[test]
+    fn pruning_keeps_the_newest_audit_entries_and_their_index(
+    ) -> Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let store = Store::open(dir.path(), 1 << 20)?;
+        let a = create(&store, "a")?;
+        // 2 500 entries (more than two prune batches), every other one about account `a`.
+        let entries: Vec<AuditEntry> = (0..2500)
+            .map(|n| {
+                let target = (n % 2 == 0).then_some(a.id);
+                AuditEntry::new(store.next_audit_id(), None, "x", "account", target, &[])
+            })
+            .collect();
+        store.transaction(|tx| entries.iter().try_for_each(|e| tx.audit(e)))?;
+        assert_eq!(store.prune_audit(5000)?, 0, "under the bound nothing goes");
+
+        assert_eq!(store.prune_audit(300)?, 2200);
+        let kept: Vec<u64> = store
+            .trees
+            .audit
+            .iter()
+            .keys()
+            .filter_map(|k| k.ok().and_then(|k| key_id(&k)))
+            .collect();
+        let newest: Vec<u64> = entries[2200..].iter().map(|e| e.id).collect();
+        assert_eq!(kept, newest);
+        // The account index names exactly the kept entries about `a`.
+        let indexed: Vec<u64> = store
+            .trees
+            .accountid_auditid
+            .scan_prefix(id_key(a.id))
+            .keys()
+            .filter_map(|k| k.ok().and_then(|k| key_id(&k[8..])))
+            .collect();
+        let about_a: Vec<u64> = entries[2200..]
+            .iter()
+            .filter(|e| e.target_id == Some(a.id))
+            .map(|e| e.id)
+            .collect();
+        assert_eq!(indexed, about_a);
+        assert_eq!(store.prune_audit(300)?, 0, "a second pass finds nothing");
         Ok(())
     }
 

@@ -1937,3 +1937,66 @@ impl TestServer {
         .await
     }
 }
+
+/// `limits.audit_max_entries`: housekeeping removes the oldest entries beyond the bound, from
+/// the log and from each account's `events`, and every index stays consistent.
+#[tokio::test]
+async fn housekeeping_keeps_the_audit_log_within_its_bound() {
+    let s = TestServer::start_with(|c| c.limits.audit_max_entries = 100).await;
+    let admin = s.admin_token().await;
+    let user = create_user(&s, &admin, "chatty", json!({})).await;
+    let user_id = id_of(&user);
+    let token = s.login("chatty", PASSWORD).await;
+    for n in 0..130 {
+        let language = if n % 2 == 0 { "ru" } else { "en" };
+        let r = put(
+            &s,
+            &token,
+            "/api/v1/users/self",
+            json!({"language": language}),
+        )
+        .await;
+        expect(&r, 200);
+    }
+    let before = s.get("/api/admin/v1/audit?per_page=1", &admin).await;
+    let before = expect(&before, 200).clone();
+    assert!(before["meta"]["total"].as_u64().unwrap() > 130);
+    let newest_before = before["data"][0]["id"].as_u64().unwrap();
+
+    vmsd::auth::housekeeping_pass(&s.app).await;
+
+    let r = s.get("/api/admin/v1/audit?per_page=500", &admin).await;
+    let page = expect(&r, 200);
+    assert_eq!(page["meta"]["total"], 100);
+    let ids: Vec<u64> = page["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["id"].as_u64().unwrap())
+        .collect();
+    // The newest 100, newest first.
+    assert_eq!(
+        ids,
+        (newest_before - 99..=newest_before)
+            .rev()
+            .collect::<Vec<_>>()
+    );
+    // The account's events are the kept entries about it.
+    let r = s.get(&format!("{USERS}/{user_id}"), &admin).await;
+    let events = expect(&r, 200)["events"].as_array().unwrap().clone();
+    assert!(!events.is_empty());
+    assert!(events
+        .iter()
+        .all(|e| e["id"].as_u64().unwrap() > newest_before - 100));
+    crate::invariants::Snapshot::of(&s.app.store).assert_invariants();
+    // A new change is still logged, and a second pass keeps the bound.
+    expect(
+        &put(&s, &token, "/api/v1/users/self", json!({"language": "ru"})).await,
+        200,
+    );
+    vmsd::auth::housekeeping_pass(&s.app).await;
+    let r = s.get("/api/admin/v1/audit?per_page=1", &admin).await;
+    let page = expect(&r, 200);
+    assert_eq!(page["meta"]["total"], 100);
+    assert_eq!(page["data"][0]["action"], "self_update");
+}
