@@ -146,6 +146,34 @@ fn open_error(e: sled::Error) -> StoreError {
     }
 }
 
+/// How long an open waits for sled's file lock before reporting `Locked`.
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Opens sled, waiting up to `LOCK_WAIT` while its lock is held. sled lets go of the lock
+/// only when the last of its background threads drops a closed database, a moment after the
+/// `Db` itself is dropped, so an open right after a close in the same process (a restore, a
+/// restarted in-process server in the tests) could find it still held; seen as a rare
+/// `Locked` in a unit test that reopens. Another process holding it (a second daemon) holds
+/// it for good and gets `Locked` after the wait.
+fn open_waiting_for_lock(config: &sled::Config) -> Result<sled::Db, StoreError> {
+    let started = std::time::Instant::now();
+    loop {
+        let error = match catch_quietly(|| config.open()) {
+            Ok(Ok(db)) => return Ok(db),
+            Ok(Err(e)) => open_error(e),
+            Err(panic) => {
+                return Err(StoreError::Damaged(format!(
+                    "sled failed while reading it ({panic})"
+                )))
+            }
+        };
+        if !matches!(error, StoreError::Locked) || started.elapsed() >= LOCK_WAIT {
+            return Err(error);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
 thread_local! {
     static QUIET_PANICS: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
@@ -279,15 +307,7 @@ impl Store {
             .cache_capacity(cache_bytes)
             // We flush explicitly before every 2xx; the background flusher only adds writes.
             .flush_every_ms(Some(1000));
-        let db = match catch_quietly(|| config.open()) {
-            Ok(Ok(db)) => db,
-            Ok(Err(e)) => return Err(open_error(e)),
-            Err(panic) => {
-                return Err(StoreError::Damaged(format!(
-                    "sled failed while reading it ({panic})"
-                )))
-            }
-        };
+        let db = open_waiting_for_lock(&config)?;
         let t = |name: &str| db.open_tree(name);
         let trees = Trees {
             meta: t("meta")?,
