@@ -269,6 +269,13 @@ pub fn normalize_login(login: &str) -> String {
     login.trim().to_owned()
 }
 
+/// An account's display name: the given one, trimmed, or the login when none or blank.
+pub fn display_name(name: Option<String>, login: &str) -> String {
+    name.map(|n| n.trim().to_owned())
+        .filter(|n| !n.is_empty())
+        .unwrap_or_else(|| login.to_owned())
+}
+
 pub fn login_key(login: &str) -> String {
     login.trim().to_lowercase()
 }
@@ -307,6 +314,16 @@ pub fn parse_date(input: &str) -> Option<OffsetDateTime> {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn a_blank_or_missing_display_name_falls_back_to_the_login() {
+        assert_eq!(
+            display_name(Some("  Bob Smith ".into()), "bob"),
+            "Bob Smith"
+        );
+        assert_eq!(display_name(Some("   ".into()), "bob"), "bob");
+        assert_eq!(display_name(None, "bob"), "bob");
+    }
 
     fn map(v: Value) -> Map<String, Value> {
         match v {

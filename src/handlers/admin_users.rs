@@ -115,10 +115,7 @@ pub async fn create(app: &App, req: &Request) -> HandlerResult {
         return Err(ApiError::internal("validated fields missing"));
     };
     let request = CreateRegularUserRequest {
-        name: name
-            .map(|n| n.trim().to_owned())
-            .filter(|n| !n.is_empty())
-            .unwrap_or_else(|| login.clone()),
+        name: validate::display_name(name, &login),
         login,
         password_hash: app.hasher.hash(password).await?,
         parent_id,
