@@ -640,23 +640,26 @@ pub async fn housekeeping(app: std::sync::Arc<App>, mut shutdown: crate::shutdow
 /// `limits.audit_max_entries`, idle hashing memory.
 pub async fn housekeeping_pass(app: &std::sync::Arc<App>) {
     let worker = app.clone();
-    let swept = tokio::task::spawn_blocking(move || sweep(&worker)).await;
-    match swept {
-        Ok(Ok(0)) => {}
-        Ok(Ok(n)) => tracing::info!(sessions = n, "removed {n} expired sessions"),
-        Ok(Err(e)) => tracing::error!(error = %e, "session sweep failed"),
-        Err(e) => tracing::error!(error = %e, "session sweep panicked"),
-    }
-    let worker = app.clone();
     let keep = app.config.limits.audit_max_entries;
-    match tokio::task::spawn_blocking(move || worker.store.prune_audit(keep)).await {
-        Ok(Ok(0)) => {}
-        Ok(Ok(n)) => tracing::info!(
-            entries = n,
-            "removed the {n} oldest audit entries (limits.audit_max_entries = {keep})"
-        ),
-        Ok(Err(e)) => tracing::error!(error = %e, "audit pruning failed"),
-        Err(e) => tracing::error!(error = %e, "audit pruning panicked"),
+    let done =
+        tokio::task::spawn_blocking(move || (sweep(&worker), worker.store.prune_audit(keep))).await;
+    match done {
+        Ok((swept, pruned)) => {
+            match swept {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(sessions = n, "removed {n} expired sessions"),
+                Err(e) => tracing::error!(error = %e, "session sweep failed"),
+            }
+            match pruned {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(
+                    entries = n,
+                    "removed the {n} oldest audit entries (limits.audit_max_entries = {keep})"
+                ),
+                Err(e) => tracing::error!(error = %e, "audit pruning failed"),
+            }
+        }
+        Err(e) => tracing::error!(error = %e, "housekeeping panicked"),
     }
     app.hasher.release_idle_memory();
 }

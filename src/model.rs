@@ -18,15 +18,13 @@ pub fn now() -> UnixTime {
 }
 
 /// `"Y-m-d H:i:s"`, as Laravel API resources render times.
+const RESOURCE_FORMAT: &[time::format_description::BorrowedFormatItem<'static>] =
+    format_description!("[year]-[month]-[day] [hour]:[minute]:[second]");
+
 pub fn fmt_resource(t: UnixTime) -> String {
     OffsetDateTime::from_unix_timestamp(t)
         .ok()
-        .and_then(|d| {
-            d.format(format_description!(
-                "[year]-[month]-[day] [hour]:[minute]:[second]"
-            ))
-            .ok()
-        })
+        .and_then(|d| d.format(RESOURCE_FORMAT).ok())
         .unwrap_or_default()
 }
 
@@ -42,13 +40,7 @@ impl Serialize for ResourceTime {
             let mut out: &mut [u8] = &mut buf;
             let written = OffsetDateTime::from_unix_timestamp(self.0)
                 .ok()
-                .and_then(|d| {
-                    d.format_into(
-                        &mut out,
-                        format_description!("[year]-[month]-[day] [hour]:[minute]:[second]"),
-                    )
-                    .ok()
-                });
+                .and_then(|d| d.format_into(&mut out, RESOURCE_FORMAT).ok());
             written.unwrap_or(0)
         };
         serializer.serialize_str(std::str::from_utf8(&buf[..len]).unwrap_or_default())
@@ -395,22 +387,6 @@ impl RenderedLicences {
     }
 }
 
-/// `analytic_license` of a client view: rendered now, or already rendered.
-#[derive(Clone, Copy)]
-pub enum LicencesJson<'a> {
-    View(LicenseView<'a>),
-    Rendered(&'a RawValue),
-}
-
-impl Serialize for LicencesJson<'_> {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        match self {
-            LicencesJson::View(view) => view.serialize(serializer),
-            LicencesJson::Rendered(json) => json.serialize(serializer),
-        }
-    }
-}
-
 /// One built-in permission. Ids are part of the API: never renumber, only append.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Permission {
@@ -717,7 +693,10 @@ pub fn client_user_view(
     pools: &[Pool; 3],
     prefix: &str,
 ) -> Value {
-    serde_json::to_value(ClientUserView::new(account, access_token_id, pools, prefix))
+    serde_json::value::to_raw_value(&LicenseView { pools, prefix })
+        .and_then(|licences| {
+            serde_json::to_value(ClientUserView::new(account, access_token_id, &licences))
+        })
         .unwrap_or(Value::Null)
 }
 
@@ -728,7 +707,8 @@ pub fn client_user_view(
 #[derive(Serialize)]
 pub struct ClientUserView<'a> {
     access_token_id: Option<&'a str>,
-    analytic_license: LicencesJson<'a>,
+    /// Rendered by `RenderedLicences` (or `LicenseView`): the same for every account.
+    analytic_license: &'a RawValue,
     can_update_password: bool,
     created_at: ResourceTime,
     id: u64,
@@ -744,20 +724,7 @@ impl<'a> ClientUserView<'a> {
     pub fn new(
         account: &'a Account,
         access_token_id: Option<&'a str>,
-        pools: &'a [Pool; 3],
-        prefix: &'a str,
-    ) -> Self {
-        Self::with_licences(
-            account,
-            access_token_id,
-            LicencesJson::View(LicenseView { pools, prefix }),
-        )
-    }
-
-    pub fn with_licences(
-        account: &'a Account,
-        access_token_id: Option<&'a str>,
-        analytic_license: LicencesJson<'a>,
+        analytic_license: &'a RawValue,
     ) -> Self {
         ClientUserView {
             access_token_id,
@@ -1236,7 +1203,11 @@ mod tests {
             })).collect::<Vec<_>>(),
             "language": account.language,
         });
-        let typed = serde_json::to_vec(&ClientUserView::new(&account, Some("tok"), &pools, "LIC"))?;
+        let licences = serde_json::value::to_raw_value(&LicenseView {
+            pools: &pools,
+            prefix: "LIC",
+        })?;
+        let typed = serde_json::to_vec(&ClientUserView::new(&account, Some("tok"), &licences))?;
         assert_eq!(String::from_utf8(typed)?, serde_json::to_string(&expected)?);
         assert_eq!(
             client_user_view(&account, Some("tok"), &pools, "LIC"),

@@ -96,6 +96,21 @@ fn id_key(id: u64) -> [u8; 8] {
     id.to_be_bytes()
 }
 
+/// The account whose `events` list an audit entry, if any.
+fn indexed_account(entry: &AuditEntry) -> Option<u64> {
+    (entry.target_type == "account")
+        .then_some(entry.target_id)
+        .flatten()
+}
+
+/// `accountid_auditid` key: the account's id, then the audit entry's.
+fn account_audit_key(account_id: u64, audit_id: u64) -> [u8; 16] {
+    let mut key = [0; 16];
+    key[..8].copy_from_slice(&id_key(account_id));
+    key[8..].copy_from_slice(&id_key(audit_id));
+    key
+}
+
 fn key_id(key: &[u8]) -> Option<u64> {
     key.get(..8)
         .and_then(|b| b.try_into().ok())
@@ -240,16 +255,16 @@ pub struct Store {
     flush_tickets: AtomicU64,
     flushed_through: AtomicU64,
     flush_lock: tokio::sync::Mutex<()>,
-    /// The three licence pools as last committed: every user view renders them, and three
-    /// sled reads per request were 4 % of a `GET /users/self` (issue 7). `None` when a reload
-    /// failed; readers then go to the tree. Refreshed by `transaction` after any commit that
-    /// wrote a pool, before its caller can answer, so a view never lags an acknowledged change.
-    pools: std::sync::Mutex<Option<[Pool; 3]>>,
-    /// Serializes refreshes: each reads the tree while holding it, so the last refresh to run
-    /// stores the newest pools whatever order the commits and refreshes interleave in.
-    pools_refresh: std::sync::Mutex<()>,
-    /// Decoded sessions and accounts of recent callers (see `AuthCache`).
-    auth_cache: AuthCache,
+    /// Bumped after every write (committed or not, before its caller can answer). What is
+    /// kept decoded in memory (`pools`, `auth_cache`) is tagged with the generation read
+    /// before the records were, and used only while the generation is unchanged, so nothing
+    /// kept outlives a change: a revoked token, a disabled account, a moved licence pool.
+    generation: AtomicU64,
+    /// The three licence pools, tagged: every user view renders them, and three sled reads
+    /// per request were 4 % of a `GET /users/self` (issue 7).
+    pools: std::sync::Mutex<Option<(u64, [Pool; 3])>>,
+    /// Decoded sessions and accounts of recent callers, tagged (see `AUTH_CACHE_ENTRIES`).
+    auth_cache: std::sync::Mutex<HashMap<TokenHash, (u64, Authenticated)>>,
 }
 
 /// What authenticating a token found: its session and its account, decoded.
@@ -263,33 +278,10 @@ pub struct Authenticated {
 /// backlog does not hold sled's write lock for long in one go.
 const AUDIT_PRUNE_BATCH: usize = 1000;
 
-/// At most this many tokens' sessions and accounts are kept decoded (a few hundred KiB at
-/// most; an appliance has a handful of clients at once).
+/// At most this many tokens' sessions and accounts are kept decoded, so that a request does
+/// not read and decode both records again (half the instructions of a `GET /users/self`,
+/// issue 7, callgrind): a few hundred KiB at most; an appliance has a handful of clients.
 const AUTH_CACHE_ENTRIES: usize = 256;
-
-/// Decoded sessions and accounts of recent callers, so that a request does not read and decode
-/// both records again: that was half the instructions of a `GET /users/self` (issue 7,
-/// callgrind). Every entry is tagged with the store's write generation when it was read, and
-/// every write to the store bumps the generation once it is committed (and before its
-/// caller can answer), so an entry never outlives a change: a revoked token, a disabled or
-/// deleted account, a new password all miss the cache on the next request. Expiry is checked
-/// by the caller on each request against the clock, cached or not.
-#[derive(Default)]
-struct AuthCache {
-    generation: AtomicU64,
-    entries: std::sync::Mutex<HashMap<TokenHash, (u64, Authenticated)>>,
-}
-
-impl AuthCache {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<TokenHash, (u64, Authenticated)>> {
-        self.entries.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// After any committed write.
-    fn invalidate(&self) {
-        self.generation.fetch_add(1, Ordering::SeqCst);
-    }
-}
 
 impl Store {
     /// Opens (or creates) the store in `dir/db`. `cache_bytes` bounds sled's page cache.
@@ -370,16 +362,23 @@ impl Store {
             flush_tickets: AtomicU64::new(0),
             flushed_through: AtomicU64::new(0),
             flush_lock: tokio::sync::Mutex::new(()),
+            generation: AtomicU64::new(0),
             pools: std::sync::Mutex::new(None),
-            pools_refresh: std::sync::Mutex::new(()),
-            auth_cache: AuthCache::default(),
-        }
-        .with_pools_loaded())
+            auth_cache: std::sync::Mutex::new(HashMap::new()),
+        })
     }
 
-    fn with_pools_loaded(self) -> Store {
-        self.refresh_pools();
-        self
+    fn generation(&self) -> u64 {
+        self.generation.load(Ordering::SeqCst)
+    }
+
+    /// After any write: what is kept in memory is read again on its next use.
+    fn written(&self) {
+        self.generation.fetch_add(1, Ordering::SeqCst);
+    }
+
+    fn auth_cache(&self) -> std::sync::MutexGuard<'_, HashMap<TokenHash, (u64, Authenticated)>> {
+        self.auth_cache.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     pub fn path(&self) -> &Path {
@@ -422,7 +421,6 @@ impl Store {
     /// retries on conflict), so it must be pure: hash passwords and allocate audit ids before.
     pub fn transaction<T>(&self, f: impl Fn(&Tx<'_>) -> TxResult<T>) -> Result<T, ApiError> {
         let t = &self.trees;
-        let pools_written = std::cell::Cell::new(false);
         let result = (
             &t.counters,
             &t.accounts,
@@ -468,7 +466,6 @@ impl Store {
                         camera_groups,
                         cameraid_accountids,
                         parentid_subuserids,
-                        pools_written: &pools_written,
                     };
                     match f(&tx) {
                         Ok(v) => Ok(Ok(v)),
@@ -480,13 +477,8 @@ impl Store {
                     }
                 },
             );
-        // Whether it committed or not: a spurious invalidation costs one re-read per caller.
-        self.auth_cache.invalidate();
-        if pools_written.get() {
-            // Also after an abort or a failed attempt: a refresh that finds nothing new is
-            // only three reads.
-            self.refresh_pools();
-        }
+        // Whether it committed or not: a spurious bump costs one re-read per cached record.
+        self.written();
         match result {
             Ok(Ok(v)) => Ok(v),
             Ok(Err(e)) => Err(e),
@@ -544,12 +536,12 @@ impl Store {
         Self::get(&self.trees.tokenhash_session, "tokenhash_session", hash)
     }
 
-    /// The session stored under a token hash and its account, from the `AuthCache` when no
+    /// The session stored under a token hash and its account, from memory when no
     /// write happened since they were read. `None` when either is missing.
     pub fn authenticated(&self, hash: &TokenHash) -> Result<Option<Authenticated>, StoreError> {
         // Read before the records: a write committed after this makes the entry stale at once.
-        let generation = self.auth_cache.generation.load(Ordering::SeqCst);
-        if let Some((tagged, found)) = self.auth_cache.lock().get(hash) {
+        let generation = self.generation();
+        if let Some((tagged, found)) = self.auth_cache().get(hash) {
             if *tagged == generation {
                 return Ok(Some(found.clone()));
             }
@@ -564,7 +556,7 @@ impl Store {
             session: Arc::new(session),
             account: Arc::new(account),
         };
-        let mut entries = self.auth_cache.lock();
+        let mut entries = self.auth_cache();
         if entries.len() >= AUTH_CACHE_ENTRIES && !entries.contains_key(hash) {
             // Stale entries first; if all are current, start over rather than track ages.
             entries.retain(|_, (tagged, _)| *tagged == generation);
@@ -623,13 +615,18 @@ impl Store {
         Ok(())
     }
 
-    /// The licence pools as last committed (see `Store::pools`'s field).
+    /// The licence pools as last committed; from memory while nothing was written since.
     pub fn pools(&self) -> Result<[Pool; 3], StoreError> {
-        let cached = *self.pools.lock().unwrap_or_else(|p| p.into_inner());
-        match cached {
-            Some(pools) => Ok(pools),
-            None => self.read_pools(),
+        let generation = self.generation();
+        let mut cached = self.pools.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((tagged, pools)) = *cached {
+            if tagged == generation {
+                return Ok(pools);
+            }
         }
+        let pools = self.read_pools()?;
+        *cached = Some((generation, pools));
+        Ok(pools)
     }
 
     fn read_pools(&self) -> Result<[Pool; 3], StoreError> {
@@ -644,20 +641,6 @@ impl Store {
             }
         }
         Ok(out)
-    }
-
-    /// Re-reads the pools into the cache; on failure the cache is dropped, so readers fall
-    /// back to the tree rather than see stale pools.
-    fn refresh_pools(&self) {
-        let _one_at_a_time = self.pools_refresh.lock().unwrap_or_else(|p| p.into_inner());
-        let fresh = match self.read_pools() {
-            Ok(pools) => Some(pools),
-            Err(e) => {
-                tracing::error!(error = %e, "cannot read the licence pools; reading them per request");
-                None
-            }
-        };
-        *self.pools.lock().unwrap_or_else(|p| p.into_inner()) = fresh;
     }
 
     /// Removes the oldest audit entries so that no more than `keep` remain: every entry whose
@@ -684,8 +667,7 @@ impl Store {
                 // stays: which account it named is unknown).
                 let account = decode::<AuditEntry>("audit", &value)
                     .ok()
-                    .filter(|e| e.target_type == "account")
-                    .and_then(|e| e.target_id);
+                    .and_then(|e| indexed_account(&e));
                 batch.push((id, account));
             }
             if batch.is_empty() {
@@ -841,10 +823,7 @@ impl Store {
             .map(|(_, t)| t)
             .ok_or_else(|| StoreError::Corrupt(format!("unknown tree {tree:?} in backup")))?;
         target.insert(key, value)?;
-        self.auth_cache.invalidate();
-        if tree == "licensetype_pool" {
-            self.refresh_pools();
-        }
+        self.written();
         Ok(())
     }
 
@@ -857,7 +836,6 @@ impl Store {
             .and_then(|(k, _)| key_id(&k))
             .unwrap_or(0);
         self.next_audit_id.store(last_audit + 1, Ordering::Relaxed);
-        self.refresh_pools();
         Ok(())
     }
 }
@@ -877,8 +855,6 @@ pub struct Tx<'a> {
     camera_groups: &'a TransactionalTree,
     cameraid_accountids: &'a TransactionalTree,
     parentid_subuserids: &'a TransactionalTree,
-    /// Set by `put_pool`: the pools cache needs a refresh after this transaction.
-    pools_written: &'a std::cell::Cell<bool>,
 }
 
 impl Tx<'_> {
@@ -1031,22 +1007,18 @@ impl Tx<'_> {
     /// Removes one audit entry and its account index key.
     pub fn remove_audit(&self, id: u64, account_id: Option<u64>) -> TxResult<()> {
         self.audit.remove(&id_key(id))?;
-        if let Some(target) = account_id {
-            let mut key = id_key(target).to_vec();
-            key.extend_from_slice(&id_key(id));
-            self.accountid_auditid.remove(key)?;
+        if let Some(account) = account_id {
+            self.accountid_auditid
+                .remove(&account_audit_key(account, id))?;
         }
         Ok(())
     }
 
     pub fn audit(&self, entry: &AuditEntry) -> TxResult<()> {
         self.audit.insert(&id_key(entry.id), encode(entry))?;
-        if entry.target_type == "account" {
-            if let Some(target) = entry.target_id {
-                let mut key = id_key(target).to_vec();
-                key.extend_from_slice(&id_key(entry.id));
-                self.accountid_auditid.insert(key, &[])?;
-            }
+        if let Some(account) = indexed_account(entry) {
+            self.accountid_auditid
+                .insert(&account_audit_key(account, entry.id), &[])?;
         }
         Ok(())
     }
@@ -1061,7 +1033,6 @@ impl Tx<'_> {
     }
 
     pub fn put_pool(&self, level: LicenseLevel, pool: &Pool) -> TxResult<()> {
-        self.pools_written.set(true);
         self.licensetype_pool
             .insert(level.type_name().as_bytes(), encode(pool))?;
         Ok(())
@@ -1297,7 +1268,7 @@ mod tests {
         for n in 0..many {
             let found = store.authenticated(&hash_of(n))?.ok_or("no session")?;
             assert_eq!(found.session.access_token_id, format!("t{n}"));
-            assert!(store.auth_cache.lock().len() <= AUTH_CACHE_ENTRIES);
+            assert!(store.auth_cache().len() <= AUTH_CACHE_ENTRIES);
         }
         Ok(())
     }

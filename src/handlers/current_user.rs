@@ -1,30 +1,28 @@
 //! The logged-in user's own account: `GET`/`PUT /api/v1/users/self` (seed 000, SPEC §4.1) and
 //! the administrator's `PUT /api/admin/v1/users/self/update-password`.
 
-use std::sync::Arc;
-
 use super::{ok, status_ok, HandlerResult, Request};
 use crate::auth::Caller;
 use crate::error::{ApiError, FieldErrors};
-use crate::model::{now, AuditEntry, ClientUserView, LicencesJson};
+use crate::model::{now, Account, AuditEntry, ClientUserView, SessionKey};
 use crate::validate::{self, Input};
 use crate::App;
 
 pub fn show(app: &App, req: &Request) -> HandlerResult {
     let caller = req.caller(app)?;
-    render(app, &caller)
+    render(app, &caller.account, &caller.session)
 }
 
-fn render(app: &App, caller: &Caller) -> HandlerResult {
+fn render(app: &App, account: &Account, session: &SessionKey) -> HandlerResult {
     let pools = app.store.pools()?;
     let licences = app
         .licences_json
         .get(&pools, &app.config.license.prefix)
         .map_err(ApiError::internal)?;
-    ok(&ClientUserView::with_licences(
-        &caller.account,
-        Some(&caller.session.access_token_id),
-        LicencesJson::Rendered(&licences),
+    ok(&ClientUserView::new(
+        account,
+        Some(&session.access_token_id),
+        &licences,
     ))
 }
 
@@ -86,7 +84,7 @@ pub async fn update(app: &App, req: &Request) -> HandlerResult {
         language: language.filter(|l| *l != caller.account.language),
     };
     if request.new_password_hash.is_none() && request.language.is_none() {
-        return render(app, &caller);
+        return render(app, &caller.account, &caller.session);
     }
     let mut fields = Vec::new();
     if request.new_password_hash.is_some() {
@@ -96,13 +94,7 @@ pub async fn update(app: &App, req: &Request) -> HandlerResult {
         fields.push("language");
     }
     let account = apply_self_update(app, &caller, &request, &fields).await?;
-    render(
-        app,
-        &Caller {
-            account: Arc::new(account),
-            ..caller
-        },
-    )
+    render(app, &account, &caller.session)
 }
 
 /// Writes a self-update in one transaction: the account, the audit entry and, for a new

@@ -2000,3 +2000,42 @@ async fn housekeeping_keeps_the_audit_log_within_its_bound() {
     assert_eq!(page["meta"]["total"], 100);
     assert_eq!(page["data"][0]["action"], "self_update");
 }
+
+/// The pools in a client's own view are kept in memory between writes: a licence change must
+/// show in the very next `GET /users/self`, and a refused one must change nothing.
+#[tokio::test]
+async fn a_clients_view_of_the_pools_follows_each_licence_change_at_once() {
+    let s = TestServer::start().await;
+    let admin = s.admin_token().await;
+    create_user(&s, &admin, "viewer", json!({})).await;
+    let token = s.login("viewer", PASSWORD).await;
+    for all in [7, 3, 12] {
+        // Read first, so that what the view shows is whatever was kept from before.
+        expect(&s.get("/api/v1/users/self", &token).await, 200);
+        let r = put(
+            &s,
+            &admin,
+            "/api/admin/v1/licenses/analytic_l2",
+            json!({"all": all}),
+        )
+        .await;
+        expect(&r, 200);
+        let me = s.get("/api/v1/users/self", &token).await;
+        let l2 = &expect(&me, 200)["analytic_license"][1];
+        assert_eq!(l2["type"], "analytic_l2");
+        assert_eq!(
+            (l2["all"].clone(), l2["free"].clone(), l2["used"].clone()),
+            (json!(all), json!(all), json!(0))
+        );
+    }
+    let r = put(
+        &s,
+        &admin,
+        "/api/admin/v1/licenses/analytic_l2",
+        json!({"all": -1}),
+    )
+    .await;
+    assert_eq!(r.status, 422, "{:?}", r.body);
+    let me = s.get("/api/v1/users/self", &token).await;
+    assert_eq!(expect(&me, 200)["analytic_license"][1]["all"], 12);
+}
