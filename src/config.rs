@@ -786,7 +786,7 @@ available = ["en", "ru", "pt-BR"]
         let e = errors(
             "[auth]\npassword_min_length = 7\nip_login_limit = 100001\n\
              [argon2]\nparallelism = 4\nmemory_kib = 31\niterations = 0\n\
-             [limits]\nmax_body_bytes = 1023\nmax_connections = 0\n",
+             [limits]\nmax_body_bytes = 1023\nmax_connections = 0\naudit_max_entries = 99\n",
         );
         assert_eq!(
             e,
@@ -797,6 +797,7 @@ available = ["en", "ru", "pt-BR"]
                 "argon2.memory_kib: expected an integer from 32 to 1048576, got 31",
                 "limits.max_body_bytes: expected an integer from 1024 to 67108864, got 1023",
                 "limits.max_connections: expected an integer from 1 to 1000000, got 0",
+                "limits.audit_max_entries: expected an integer from 100 to 100000000, got 99",
             ]
         );
         assert!(parse_str("[argon2]\nqueue_limit = 0\nmemory_kib = 8").is_ok());

@@ -532,7 +532,7 @@ impl Store {
     }
 
     /// What authentication needs of a session (see `SessionKey`).
-    pub fn session_key(&self, hash: &TokenHash) -> Result<Option<SessionKey>, StoreError> {
+    fn session_key(&self, hash: &TokenHash) -> Result<Option<SessionKey>, StoreError> {
         Self::get(&self.trees.tokenhash_session, "tokenhash_session", hash)
     }
 
