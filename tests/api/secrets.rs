@@ -4,7 +4,7 @@
 //! leaves no password, token, token hash or argon2 hash (nor its salt or digest) in the log;
 //! and the data dir keeps other local users out even when it was created world-readable.
 //!
-//! Covered elsewhere: tokens and passwords stored only as hashes (auth.rs
+//! Covered elsewhere: tokens and passwords stored only as hashes (sessions.rs
 //! `tokens_and_passwords_are_stored_only_as_hashes`), the initial admin password file and the
 //! generated key at 0600 (cli.rs `serve_takes_flags_over_the_file_and_writes_the_first_admin_password`),
 //! backup files at 0600 (recovery.rs), argon2 parameters bounded before verifying (src/password.rs

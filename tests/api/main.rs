@@ -1,0 +1,31 @@
+//! The integration tests: one binary that starts the real server over TLS on an ephemeral
+//! port with a temporary data dir, and talks to it as clients do.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod admin_misc;
+mod admin_support;
+mod auth;
+mod authz;
+mod brute_force;
+mod cameras;
+mod cli;
+mod common;
+mod crash;
+mod current_user;
+mod errors;
+mod foundation;
+mod hostile;
+mod hostile_listener;
+mod invariants;
+mod licenses;
+mod limits;
+mod recovery;
+mod regular_users;
+mod secrets;
+mod seed_shapes;
+mod sessions;
+mod special_users;
+mod systemd;
+mod websocket;
+mod websocket_limits;
+mod websocket_users;
