@@ -17,10 +17,13 @@ use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Method};
 use serde_json::{json, Map, Value};
 
-use vmsd::auth::{ClientMeta, LoginKind};
+use vmsd::auth::ClientMeta;
 use vmsd::config::Config;
 use vmsd::handlers::{dispatch, Request};
-use vmsd::model::{now, Account, Camera, LicenseLevel, NewAccount, Pool, UserType};
+use vmsd::login::LoginKind;
+use vmsd::model::{now, Account, Camera, NewAccount, UserType};
+use vmsd::permissions::{LicenseLevel, Pool};
+use vmsd::store::LoginTaken;
 use vmsd::App;
 
 const CAMERAS: u64 = 10_000;
@@ -78,7 +81,7 @@ async fn run() -> BenchResult<()> {
         log: "warn".into(),
         ..Config::default()
     };
-    let app = App::open(config, Some(ADMIN_PASSWORD.into()))?;
+    let app = vmsd::daemon::open_app(config, Some(ADMIN_PASSWORD.into()))?;
 
     let started = Instant::now();
     let special_id = seed(&app)?;
@@ -92,7 +95,7 @@ async fn run() -> BenchResult<()> {
     let mut body = Map::new();
     body.insert("login".into(), json!("admin"));
     body.insert("password".into(), json!(ADMIN_PASSWORD));
-    let login = vmsd::auth::login(&app, &body, LoginKind::Admin, &ClientMeta::default()).await?;
+    let login = vmsd::login::login(&app, &body, LoginKind::Admin, &ClientMeta::default()).await?;
     let bearer = HeaderValue::from_str(&format!("Bearer {}", login.token))?;
 
     let path = format!("/api/admin/v1/special-users/{special_id}");
@@ -162,7 +165,7 @@ async fn put(
 fn seed(app: &App) -> BenchResult<u64> {
     let at = now();
     for start in (0..CAMERAS).step_by(BATCH as usize) {
-        app.store.transaction(|tx| {
+        app.store.write_blocking(|tx| {
             for i in start..(start + BATCH).min(CAMERAS) {
                 let camera = Camera {
                     id: tx.next_id("camera")?,
@@ -177,12 +180,12 @@ fn seed(app: &App) -> BenchResult<u64> {
                     created_at: at,
                     updated_at: at,
                 };
-                tx.put_camera_raw(camera.id, &camera)?;
+                tx.put_camera(&camera)?;
             }
             Ok(())
         })?;
     }
-    app.store.transaction(|tx| {
+    app.store.write_blocking(|tx| {
         tx.put_pool(
             LicenseLevel::L1,
             &Pool {
@@ -204,7 +207,7 @@ fn seed(app: &App) -> BenchResult<u64> {
         let assignments: Vec<Vec<u64>> = (start..end)
             .map(|_| rng.cameras(CAMERAS_PER_ACCOUNT as usize))
             .collect();
-        app.store.transaction(|tx| {
+        app.store.commit_blocking::<_, LoginTaken>(|tx| {
             for (n, cameras) in (start..end).zip(&assignments) {
                 let id = tx.next_id("account")?;
                 let account = Account {
@@ -228,12 +231,12 @@ fn seed(app: &App) -> BenchResult<u64> {
                 for camera in cameras {
                     tx.link_camera(*camera, id)?;
                 }
-                tx.put_account(&account, None, "login")?;
+                tx.put_account(&account)?;
             }
             Ok(())
         })?;
     }
-    let special = app.store.transaction(|tx| {
+    let special = app.store.commit_blocking::<_, LoginTaken>(|tx| {
         let id = tx.next_id("account")?;
         let account = Account {
             permissions: [L1_PERMISSION].into(),
@@ -249,7 +252,7 @@ fn seed(app: &App) -> BenchResult<u64> {
                 at,
             )
         };
-        tx.put_account(&account, None, "login")?;
+        tx.put_account(&account)?;
         Ok(id)
     })?;
     Ok(special)

@@ -16,6 +16,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::app::STORE_CACHE_BYTES;
+use crate::files;
 use crate::model::now;
 use crate::store::{Store, StoreError, SCHEMA_VERSION};
 
@@ -45,7 +47,7 @@ struct Trailer {
 }
 
 fn open_store(data_dir: &Path) -> Result<Store, String> {
-    Store::open(data_dir, crate::STORE_CACHE_BYTES).map_err(|e| open_failure(data_dir, &e))
+    Store::open(data_dir, STORE_CACHE_BYTES).map_err(|e| open_failure(data_dir, &e))
 }
 
 fn open_failure(data_dir: &Path, e: &StoreError) -> String {
@@ -63,12 +65,7 @@ pub fn backup(data_dir: &Path, file: &Path) -> Result<u64, String> {
     }
     let store = open_store(data_dir)?;
     let partial = partial_path(file);
-    let out = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode_private()
-        .open(&partial)
+    let out = files::create_with_mode(&partial, files::PRIVATE)
         .map_err(|e| format!("cannot create {}: {e}", partial.display()))?;
     let mut out = BufWriter::new(out);
     let mut digest = ring::digest::Context::new(&ring::digest::SHA256);
@@ -117,7 +114,7 @@ pub fn restore(data_dir: &Path, file: &Path, force: bool) -> Result<u64, String>
     if db.exists() {
         // A damaged database is what a restore is for: with --force it is moved aside like
         // one holding data. A database in use never is.
-        let in_the_way = match Store::open(data_dir, crate::STORE_CACHE_BYTES) {
+        let in_the_way = match Store::open(data_dir, STORE_CACHE_BYTES) {
             Ok(store) => (!store.is_empty()).then(|| "already holds data".to_owned()),
             Err(e @ StoreError::Locked) => return Err(open_failure(data_dir, &e)),
             Err(e) => Some(format!("holds a database that does not open ({e})")),
@@ -134,7 +131,7 @@ pub fn restore(data_dir: &Path, file: &Path, force: bool) -> Result<u64, String>
                 .map_err(|e| format!("cannot move {} aside: {e}", db.display()))?;
         }
     }
-    crate::store::create_private_dir(data_dir).map_err(|e| e.to_string())?;
+    files::create_private_dir(data_dir).map_err(|e| e.to_string())?;
     let store = open_store(data_dir)?;
     let reader = BufReader::new(std::fs::File::open(file).map_err(|e| e.to_string())?);
     let mut written = 0u64;
@@ -217,21 +214,11 @@ fn partial_path(file: &Path) -> PathBuf {
     file.with_file_name(name)
 }
 
-trait PrivateMode {
-    fn mode_private(&mut self) -> &mut Self;
-}
-
-impl PrivateMode for std::fs::OpenOptions {
-    fn mode_private(&mut self) -> &mut Self {
-        use std::os::unix::fs::OpenOptionsExt;
-        self.mode(0o600)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{AuditEntry, Pool};
+    use crate::model::AuditEntry;
+    use crate::permissions::{LicenseLevel, Pool};
 
     fn seeded(dir: &Path) -> Result<(), Box<dyn std::error::Error>> {
         let store = Store::open(dir, 1 << 20)?;
@@ -244,13 +231,12 @@ mod tests {
             target_id: Some(1),
             fields: vec![],
         };
-        store.transaction(|tx| {
+        store.write_blocking(|tx| {
             tx.next_id("account")?;
             tx.next_id("account")?;
-            tx.put_pool(crate::model::LicenseLevel::L2, &Pool { all: 5, used: 1 })?;
+            tx.put_pool(LicenseLevel::L2, &Pool { all: 5, used: 1 })?;
             tx.audit(&entry)
         })?;
-        store.flush_blocking()?;
         Ok(())
     }
 
@@ -277,7 +263,7 @@ mod tests {
         let right: Vec<_> = b.export_entries().collect::<Result<_, _>>()?;
         assert_eq!(left, right);
         // Counters came along: the next account id continues after the restored ones.
-        let next = b.transaction(|tx| tx.next_id("account"))?;
+        let next = b.write_blocking(|tx| tx.next_id("account"))?;
         assert_eq!(next, 3);
         assert_eq!(b.next_audit_id(), 2);
         Ok(())

@@ -1,7 +1,8 @@
 //! `ApiError`: every way a request can fail, and the one exhaustive mapping from it to an HTTP
-//! status, headers and the Laravel-shaped JSON body that AIPIX clients parse (SPEC §2).
+//! status, headers and the Laravel-shaped JSON body that AIPIX clients parse (SPEC §2). The
+//! core's typed errors (`StoreError`, `LoginError`, `AccountError`, ...) become `ApiError`
+//! here and nowhere else.
 
-use std::collections::BTreeMap;
 use std::fmt;
 
 use bytes::Bytes;
@@ -9,53 +10,21 @@ use http::{header, HeaderValue, Response, StatusCode};
 use http_body_util::Full;
 use serde_json::{json, Value};
 
+use crate::accounts::AccountError;
+use crate::auth::{AuthError, NoRandomness};
+use crate::login::LoginError;
+use crate::password::HashError;
+use crate::router::RouteError;
+use crate::store::{StoreError, TxError};
+use crate::validate::{self, FieldErrors};
+
+/// REST's answers to a failed login (SPEC §3).
+pub const MSG_BAD_CREDENTIALS: &str = "These credentials do not match our records.";
+pub const MSG_DISABLED: &str = "This account is disabled.";
+pub const MSG_EXPIRED: &str = "This account has expired.";
+
 /// The body type of every response vmsd writes.
 pub type Body = Full<Bytes>;
-
-/// Field name → messages, in Laravel's `errors` shape. A `BTreeMap` keeps the output stable.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct FieldErrors(BTreeMap<String, Vec<String>>);
-
-impl FieldErrors {
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    pub fn add(&mut self, field: impl Into<String>, message: impl Into<String>) {
-        self.0.entry(field.into()).or_default().push(message.into());
-    }
-
-    pub fn single(field: impl Into<String>, message: impl Into<String>) -> Self {
-        let mut errors = Self::new();
-        errors.add(field, message);
-        errors
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-
-    pub fn has(&self, field: &str) -> bool {
-        self.0.contains_key(field)
-    }
-
-    pub fn messages(&self, field: &str) -> &[String] {
-        self.0.get(field).map(Vec::as_slice).unwrap_or(&[])
-    }
-
-    /// `Ok(())` when nothing failed, so validators can end with `errors.into_result()?`.
-    pub fn into_result(self) -> Result<(), ApiError> {
-        if self.is_empty() {
-            Ok(())
-        } else {
-            Err(ApiError::Validation(self))
-        }
-    }
-
-    fn to_json(&self) -> Value {
-        json!(self.0)
-    }
-}
 
 #[derive(Debug)]
 pub enum ApiError {
@@ -202,9 +171,102 @@ impl fmt::Display for ApiError {
 
 impl std::error::Error for ApiError {}
 
-impl From<crate::store::StoreError> for ApiError {
-    fn from(e: crate::store::StoreError) -> Self {
+impl From<RouteError> for ApiError {
+    fn from(e: RouteError) -> Self {
+        match e {
+            RouteError::NotFound => ApiError::NotFound,
+            RouteError::MethodNotAllowed(allowed) => ApiError::MethodNotAllowed(allowed),
+        }
+    }
+}
+
+impl From<FieldErrors> for ApiError {
+    fn from(e: FieldErrors) -> Self {
+        ApiError::Validation(e)
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
         ApiError::Internal(e.to_string())
+    }
+}
+
+impl<E: Into<ApiError>> From<TxError<E>> for ApiError {
+    fn from(e: TxError<E>) -> Self {
+        match e {
+            TxError::Abort(e) => e.into(),
+            TxError::Store(e) => e.into(),
+        }
+    }
+}
+
+impl From<HashError> for ApiError {
+    fn from(e: HashError) -> Self {
+        match e {
+            HashError::Busy => ApiError::Unavailable { retry_after: 1 },
+            HashError::Failed(cause) => ApiError::Internal(cause),
+        }
+    }
+}
+
+impl From<NoRandomness> for ApiError {
+    fn from(e: NoRandomness) -> Self {
+        ApiError::internal(e)
+    }
+}
+
+impl From<AuthError> for ApiError {
+    fn from(e: AuthError) -> Self {
+        match e {
+            AuthError::Unauthenticated => ApiError::Unauthenticated,
+            AuthError::Store(e) => e.into(),
+        }
+    }
+}
+
+impl From<LoginError> for ApiError {
+    fn from(e: LoginError) -> Self {
+        match e {
+            LoginError::Invalid(errors) => ApiError::Validation(errors),
+            LoginError::BadCredentials => ApiError::field("login", MSG_BAD_CREDENTIALS),
+            LoginError::Disabled => ApiError::field("login", MSG_DISABLED),
+            LoginError::Expired => ApiError::field("login", MSG_EXPIRED),
+            LoginError::LockedOut { retry_after } | LoginError::Throttled { retry_after } => {
+                ApiError::TooManyAttempts { retry_after }
+            }
+            LoginError::SessionLimit { sessions, limit } => ApiError::SessionLimit {
+                sessions: Value::Array(sessions),
+                limit,
+            },
+            LoginError::Busy => ApiError::Unavailable { retry_after: 1 },
+            LoginError::Internal(cause) => ApiError::Internal(cause),
+        }
+    }
+}
+
+impl From<AccountError> for ApiError {
+    fn from(e: AccountError) -> Self {
+        match e {
+            AccountError::NotFound => ApiError::NotFound,
+            AccountError::LoginTaken => ApiError::field("login", validate::msg_unique("login")),
+            AccountError::LastAdmin | AccountError::PasswordFixed => ApiError::Forbidden,
+            AccountError::LicenseExceeded => ApiError::LicenseExceeded,
+            AccountError::RoleFixed => ApiError::field("role", validate::msg_invalid("role")),
+            AccountError::HasSubusers => ApiError::field(
+                "role",
+                "A user with sub-users cannot become an administrator.",
+            ),
+            AccountError::UnknownCamera { index } => {
+                let key = format!("cameras_to_attach.{index}");
+                ApiError::field(&key, validate::msg_invalid(&key))
+            }
+            AccountError::InvalidParent => {
+                ApiError::field("parent_id", validate::msg_invalid("parent_id"))
+            }
+            AccountError::Busy => ApiError::Unavailable { retry_after: 1 },
+            AccountError::Internal(cause) => ApiError::Internal(cause),
+        }
     }
 }
 
@@ -305,6 +367,96 @@ mod tests {
     async fn server_error_body_never_carries_the_cause() {
         let (_, body, _) = render(ApiError::Internal("secret path /var/x".into())).await;
         assert_eq!(body, json!({"message": "Server Error"}));
+    }
+
+    #[tokio::test]
+    async fn domain_errors_map_to_their_rest_answers() {
+        let login_cases: Vec<(LoginError, u16, Value)> = vec![
+            (
+                LoginError::Invalid(FieldErrors::single("password", "p")),
+                422,
+                json!({"password": ["p"]}),
+            ),
+            (
+                LoginError::BadCredentials,
+                422,
+                json!({"login": [MSG_BAD_CREDENTIALS]}),
+            ),
+            (LoginError::Disabled, 422, json!({"login": [MSG_DISABLED]})),
+            (LoginError::Expired, 422, json!({"login": [MSG_EXPIRED]})),
+            (LoginError::LockedOut { retry_after: 5 }, 429, Value::Null),
+            (LoginError::Throttled { retry_after: 5 }, 429, Value::Null),
+            (
+                LoginError::SessionLimit {
+                    sessions: vec![],
+                    limit: 2,
+                },
+                419,
+                Value::Null,
+            ),
+            (LoginError::Busy, 503, Value::Null),
+            (LoginError::Internal("x".into()), 500, Value::Null),
+        ];
+        for (error, status, errors) in login_cases {
+            let what = format!("{error:?}");
+            let (got, body, _) = render(error.into()).await;
+            assert_eq!(got, status, "{what}");
+            assert_eq!(
+                body.get("errors").cloned().unwrap_or(Value::Null),
+                errors,
+                "{what}"
+            );
+        }
+        let account_cases: Vec<(AccountError, u16, Value)> = vec![
+            (AccountError::NotFound, 404, Value::Null),
+            (
+                AccountError::LoginTaken,
+                422,
+                json!({"login": ["The login has already been taken."]}),
+            ),
+            (AccountError::LastAdmin, 403, Value::Null),
+            (AccountError::LicenseExceeded, 402, Value::Null),
+            (
+                AccountError::RoleFixed,
+                422,
+                json!({"role": ["The selected role is invalid."]}),
+            ),
+            (
+                AccountError::HasSubusers,
+                422,
+                json!({"role": ["A user with sub-users cannot become an administrator."]}),
+            ),
+            (AccountError::PasswordFixed, 403, Value::Null),
+            (
+                AccountError::UnknownCamera { index: 3 },
+                422,
+                json!({"cameras_to_attach.3": ["The selected cameras_to_attach.3 is invalid."]}),
+            ),
+            (
+                AccountError::InvalidParent,
+                422,
+                json!({"parent_id": ["The selected parent id is invalid."]}),
+            ),
+            (AccountError::Busy, 503, Value::Null),
+            (AccountError::Internal("x".into()), 500, Value::Null),
+        ];
+        for (error, status, errors) in account_cases {
+            let what = format!("{error:?}");
+            let (got, body, _) = render(error.into()).await;
+            assert_eq!(got, status, "{what}");
+            assert_eq!(
+                body.get("errors").cloned().unwrap_or(Value::Null),
+                errors,
+                "{what}"
+            );
+        }
+        let (status, body, _) =
+            render(TxError::<AccountError>::Store(StoreError::Conflict).into()).await;
+        assert_eq!((status, body), (500, json!({"message": "Server Error"})));
+        let (status, _, _) = render(AuthError::Unauthenticated.into()).await;
+        assert_eq!(status, 401);
+        let (status, _, _) = render(HashError::Busy.into()).await;
+        assert_eq!(status, 503);
     }
 
     #[tokio::test]

@@ -1,5 +1,7 @@
-//! The `vmsd` command line: `serve`, `check-config`, `admin reset-password`. Everything it
-//! runs lives in the library; this file parses arguments, wires the pieces, and picks exit codes.
+//! The `vmsd` command line: `serve`, `check-config`, `backup`, `restore`, `admin
+//! reset-password`. Everything it runs lives in the library; this file parses arguments, opens
+//! the listeners, turns the process's signals into the daemon's stop and reload, and picks
+//! exit codes.
 
 use std::io::BufRead;
 use std::net::SocketAddr;
@@ -10,7 +12,8 @@ use std::sync::Arc;
 use clap::{Args, Parser, Subcommand};
 
 use vmsd::config::{self, Config, EXIT_CONFIG};
-use vmsd::{auth, logging, server, shutdown, systemd, tls, App};
+use vmsd::daemon::Daemon;
+use vmsd::{accounts, logging, shutdown, systemd};
 
 #[derive(Parser)]
 #[command(
@@ -201,7 +204,7 @@ fn main() -> ExitCode {
                 return ExitCode::FAILURE;
             }
             let password = password.trim_end_matches(['\n', '\r']);
-            match vmsd::reset_password(&cfg, &login, password) {
+            match accounts::reset_password_offline(&cfg, &login, password) {
                 Ok(()) => {
                     println!("password of {login} reset; its sessions are revoked");
                     ExitCode::SUCCESS
@@ -216,7 +219,19 @@ fn main() -> ExitCode {
 }
 
 async fn serve(cfg: Config, inherited: Vec<std::net::TcpListener>) -> Result<(), String> {
-    let notifier = Arc::new(systemd::Notifier::from_env());
+    // Before anything can answer or report READY (see `StopSignals`); SIGHUP too, whose
+    // default action would also kill the daemon.
+    let stop_signals = shutdown::StopSignals::install()
+        .map_err(|e| format!("cannot catch SIGTERM/SIGINT: {e}"))?;
+    let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        .map_err(|e| format!("cannot catch SIGHUP: {e}"))?;
+    let reload = Arc::new(tokio::sync::Notify::new());
+    let on_hup = reload.clone();
+    tokio::spawn(async move {
+        while hup.recv().await.is_some() {
+            on_hup.notify_one();
+        }
+    });
     let mut listeners = Vec::new();
     if inherited.is_empty() {
         for addr in &cfg.listen {
@@ -230,123 +245,7 @@ async fn serve(cfg: Config, inherited: Vec<std::net::TcpListener>) -> Result<(),
             listeners.push(tokio::net::TcpListener::from_std(l).map_err(|e| e.to_string())?);
         }
     }
-    let addrs: Vec<SocketAddr> = listeners
-        .iter()
-        .filter_map(|l| l.local_addr().ok())
-        .collect();
-    let ips = certificate_ips(&addrs);
-    let (tls_config, reloader) =
-        tls::server_config(&cfg.tls, &cfg.data_dir, &ips).map_err(|e| e.to_string())?;
     let admin_password = std::env::var("VMSD_ADMIN_PASSWORD").ok();
-    let app = tokio::task::block_in_place(|| App::open(cfg, admin_password))
-        .map_err(|e| e.to_string())?;
-
-    // Before anything can answer or report READY (see `StopSignals`); SIGHUP too, whose
-    // default action would also kill the daemon.
-    let stop_signals = shutdown::StopSignals::install()
-        .map_err(|e| format!("cannot catch SIGTERM/SIGINT: {e}"))?;
-    let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
-        .map_err(|e| format!("cannot catch SIGHUP: {e}"))?;
-    let (trigger, shutdown) = shutdown::channel();
-    tokio::spawn(auth::housekeeping(app.clone(), shutdown.clone()));
-    if let Some(interval) = systemd::watchdog_interval() {
-        let probe_app = app.clone();
-        tokio::spawn(systemd::run_watchdog(
-            notifier.clone(),
-            interval,
-            move || {
-                let app = probe_app.clone();
-                async move {
-                    tokio::task::spawn_blocking(move || app.store.probe().is_ok())
-                        .await
-                        .unwrap_or(false)
-                }
-            },
-            shutdown.receiver(),
-        ));
-    }
-    {
-        let notifier = notifier.clone();
-        let reloader = reloader.clone();
-        let mut shutdown = shutdown.clone();
-        tokio::spawn(async move {
-            loop {
-                tokio::select! {
-                    _ = shutdown.wait() => return,
-                    _ = hup.recv() => {}
-                }
-                notifier.reloading();
-                let r = reloader.clone();
-                match tokio::task::spawn_blocking(move || r.reload()).await {
-                    Ok(Ok(fp)) => {
-                        tracing::info!(fingerprint = %fp, "TLS certificate reloaded, fingerprint {fp}")
-                    }
-                    Ok(Err(e)) => {
-                        tracing::error!(error = %e, "TLS reload failed; keeping the old certificate")
-                    }
-                    Err(e) => tracing::error!(error = %e, "TLS reload task failed"),
-                }
-                notifier.ready("serving");
-            }
-        });
-    }
-    let listening = addrs
-        .iter()
-        .map(ToString::to_string)
-        .collect::<Vec<_>>()
-        .join(", ");
-    tracing::info!(listen = %listening, "vmsd {} serving on {listening}", env!("CARGO_PKG_VERSION"));
-    notifier.ready(&format!("serving on {listening}"));
-
-    let server = tokio::spawn(server::run(
-        listeners,
-        app.clone(),
-        tls_config,
-        shutdown.clone(),
-    ));
-    stop_signals.wait().await;
-    notifier.stopping();
-    trigger.trigger();
-    if let Err(e) = server.await {
-        tracing::error!(error = %e, "server task failed");
-    }
-    auth::persist_last_used(&app);
-    app.store
-        .flush()
-        .await
-        .map_err(|e| format!("final flush failed: {e}"))?;
-    tracing::info!("vmsd stopped");
-    Ok(())
-}
-
-/// The addresses a generated certificate should name: each listen address, or every address
-/// of the box's interfaces for a wildcard listener (socket activation hands over `[::]:443`),
-/// so that clients reaching the box by IP see a matching certificate.
-fn certificate_ips(addrs: &[SocketAddr]) -> Vec<std::net::IpAddr> {
-    let mut ips: Vec<std::net::IpAddr> = addrs
-        .iter()
-        .map(SocketAddr::ip)
-        .filter(|ip| !ip.is_unspecified())
-        .collect();
-    if addrs.iter().any(|a| a.ip().is_unspecified()) {
-        if let Ok(interfaces) = nix::ifaddrs::getifaddrs() {
-            for interface in interfaces {
-                let Some(address) = interface.address else {
-                    continue;
-                };
-                if let Some(v4) = address.as_sockaddr_in() {
-                    ips.push(std::net::IpAddr::V4(v4.ip()));
-                } else if let Some(v6) = address.as_sockaddr_in6() {
-                    let ip = v6.ip();
-                    // Link-local addresses need a scope id and are never typed into a client.
-                    if ip.segments()[0] & 0xffc0 != 0xfe80 {
-                        ips.push(std::net::IpAddr::V6(ip));
-                    }
-                }
-            }
-        }
-    }
-    ips.sort();
-    ips.dedup();
-    ips
+    let daemon = tokio::task::block_in_place(|| Daemon::open(cfg, listeners, admin_password))?;
+    daemon.run(stop_signals.wait(), reload).await
 }

@@ -15,7 +15,6 @@ use argon2::{Algorithm, Argon2, Block, Params, Version};
 use tokio::sync::Semaphore;
 
 use crate::config::Argon2Config;
-use crate::error::ApiError;
 
 /// Stored hashes asking for more than this are refused before verifying: a damaged or
 /// foreign hash must not make us allocate gigabytes.
@@ -74,6 +73,27 @@ impl Buffers {
     }
 }
 
+/// Why a hash or a verification did not run to its end.
+#[derive(Debug)]
+pub enum HashError {
+    /// Every hashing slot is taken and the queue is full, or the daemon is stopping: try again.
+    Busy,
+    /// The hash could not be computed (no randomness, a task that panicked): a bug or an OS
+    /// failure, for the log only.
+    Failed(String),
+}
+
+impl std::fmt::Display for HashError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            HashError::Busy => f.write_str("password hashing queue full"),
+            HashError::Failed(cause) => write!(f, "password hashing failed: {cause}"),
+        }
+    }
+}
+
+impl std::error::Error for HashError {}
+
 pub struct Hasher {
     params: Params,
     max_concurrent: usize,
@@ -109,18 +129,18 @@ impl Hasher {
         &self,
         blocks: usize,
         work: impl FnOnce(&mut Vec<Block>) -> T + Send + 'static,
-    ) -> Result<T, ApiError> {
+    ) -> Result<T, HashError> {
         let admitted = self
             .admitted
             .clone()
             .try_acquire_owned()
-            .map_err(|_| ApiError::Unavailable { retry_after: 1 })?;
+            .map_err(|_| HashError::Busy)?;
         let running = self
             .running
             .clone()
             .acquire_owned()
             .await
-            .map_err(|_| ApiError::Unavailable { retry_after: 1 })?;
+            .map_err(|_| HashError::Busy)?;
         let buffers = self.buffers.clone();
         buffers.used.store(true, Ordering::Relaxed);
         let keep = self.max_concurrent;
@@ -133,20 +153,24 @@ impl Hasher {
             result
         })
         .await
-        .map_err(ApiError::internal)
+        .map_err(|e| HashError::Failed(e.to_string()))
     }
 
-    pub async fn hash(&self, password: String) -> Result<String, ApiError> {
+    pub async fn hash(&self, password: String) -> Result<String, HashError> {
         let params = self.params.clone();
         self.run(params.block_count(), move |memory| {
             hash_with(&params, &password, memory)
         })
         .await?
-        .map_err(ApiError::internal)
+        .map_err(HashError::Failed)
     }
 
     /// `None` for `stored` verifies against the dummy hash and returns false.
-    pub async fn verify(&self, password: String, stored: Option<String>) -> Result<bool, ApiError> {
+    pub async fn verify(
+        &self,
+        password: String,
+        stored: Option<String>,
+    ) -> Result<bool, HashError> {
         let known = stored.is_some();
         let stored = stored.unwrap_or_else(|| self.dummy_hash.clone());
         let ok = self
@@ -370,7 +394,7 @@ mod tests {
         // Occupy the one running slot and the one queue slot by holding their permits.
         let a = h.admitted.clone().try_acquire_many_owned(2)?;
         let r = h.hash("password1".into()).await;
-        assert!(matches!(r, Err(ApiError::Unavailable { .. })));
+        assert!(matches!(r, Err(HashError::Busy)));
         drop(a);
         assert!(h.hash("password1".into()).await.is_ok());
         Ok(())

@@ -3,8 +3,6 @@
 
 use http::Method;
 
-use crate::error::ApiError;
-
 /// Every route vmsd serves. `handlers::dispatch` maps each to its handler.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Endpoint {
@@ -173,6 +171,25 @@ pub fn routes() -> impl Iterator<Item = (&'static str, Method, Endpoint)> {
         .flat_map(|(path, methods)| methods.iter().map(move |(m, e)| (*path, m.clone(), *e)))
 }
 
+/// Why a request matched no route.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RouteError {
+    NotFound,
+    /// Known path, wrong method: the methods the path does take.
+    MethodNotAllowed(Vec<Method>),
+}
+
+impl std::fmt::Display for RouteError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RouteError::NotFound => f.write_str("no such route"),
+            RouteError::MethodNotAllowed(_) => f.write_str("method not allowed on this route"),
+        }
+    }
+}
+
+impl std::error::Error for RouteError {}
+
 pub struct Router {
     paths: matchit::Router<&'static [(Method, Endpoint)]>,
 }
@@ -201,13 +218,13 @@ impl Router {
         Ok(Router { paths })
     }
 
-    pub fn route(&self, method: &Method, path: &str) -> Result<(Endpoint, Params), ApiError> {
+    pub fn route(&self, method: &Method, path: &str) -> Result<(Endpoint, Params), RouteError> {
         // Laravel ignores one trailing slash; so do we.
         let path = match path.strip_suffix('/') {
             Some(p) if !p.is_empty() => p,
             _ => path,
         };
-        let matched = self.paths.at(path).map_err(|_| ApiError::NotFound)?;
+        let matched = self.paths.at(path).map_err(|_| RouteError::NotFound)?;
         let params = Params(
             matched
                 .params
@@ -224,7 +241,7 @@ impl Router {
         };
         match methods.iter().find(|(m, _)| m == wanted) {
             Some((_, endpoint)) => Ok((*endpoint, params)),
-            None => Err(ApiError::MethodNotAllowed(
+            None => Err(RouteError::MethodNotAllowed(
                 methods.iter().map(|(m, _)| m.clone()).collect(),
             )),
         }
@@ -252,16 +269,16 @@ mod tests {
         assert_eq!(e, Endpoint::SessionRevoke);
         assert_eq!(p.get("id"), Some("abc"));
         match r.route(&Method::DELETE, "/api/v1/users/self") {
-            Err(ApiError::MethodNotAllowed(m)) => assert_eq!(m, vec![Method::GET, Method::PUT]),
+            Err(RouteError::MethodNotAllowed(m)) => assert_eq!(m, vec![Method::GET, Method::PUT]),
             other => return Err(format!("{other:?}")),
         }
         assert!(matches!(
             r.route(&Method::GET, "/nope"),
-            Err(ApiError::NotFound)
+            Err(RouteError::NotFound)
         ));
         assert!(matches!(
             r.route(&Method::GET, "/"),
-            Err(ApiError::NotFound)
+            Err(RouteError::NotFound)
         ));
         Ok(())
     }
@@ -285,7 +302,7 @@ mod tests {
             (Endpoint::LicenseUpdate, Some("analytic_l2"))
         );
         match r.route(&Method::PATCH, "/api/admin/v1/special-users/3") {
-            Err(ApiError::MethodNotAllowed(m)) => {
+            Err(RouteError::MethodNotAllowed(m)) => {
                 assert_eq!(m, vec![Method::GET, Method::PUT, Method::DELETE])
             }
             other => return Err(format!("{other:?}")),

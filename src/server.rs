@@ -18,11 +18,11 @@ use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio_rustls::TlsAcceptor;
 
+use crate::app::App;
 use crate::error::{ApiError, Body};
 use crate::handlers::{self, Request};
 use crate::router::Endpoint;
 use crate::shutdown::{self, Shutdown};
-use crate::App;
 
 /// hyper's read buffer, which bounds the request line plus headers.
 const MAX_HEADER_BYTES: usize = 64 * 1024;
@@ -133,9 +133,11 @@ async fn accept_loop(
                 },
             };
             let service_app = app.clone();
+            let service_shutdown = shutdown.clone();
             let service = service_fn(move |req| {
                 let app = service_app.clone();
-                async move { Ok::<_, Infallible>(handle(app, peer, req).await) }
+                let shutdown = service_shutdown.clone();
+                async move { Ok::<_, Infallible>(handle(app, peer, req, shutdown).await) }
             });
             // hyper's own HTTP/1.1 connection, not hyper-util's `auto` one: `auto` first reads
             // the bytes that tell HTTP/2 from HTTP/1 without any timeout, so a client that
@@ -176,21 +178,25 @@ async fn handle(
     app: Arc<App>,
     peer: SocketAddr,
     req: hyper::Request<Incoming>,
+    shutdown: Shutdown,
 ) -> http::Response<Body> {
     let started = Instant::now();
     let method = req.method().clone();
     // For the log lines below; a parsed URI shares its bytes, so this does not copy the path.
     let uri = req.uri().clone();
-    let response =
-        match tokio::time::timeout(app.config.limits.request_timeout, serve(&app, peer, req)).await
-        {
-            Ok(Ok(response)) => response,
-            Ok(Err(e)) => e.into_response(),
-            Err(_) => {
-                tracing::warn!(%method, path = uri.path(), "request timed out");
-                ApiError::Unavailable { retry_after: 1 }.into_response()
-            }
-        };
+    let response = match tokio::time::timeout(
+        app.config.limits.request_timeout,
+        serve(&app, peer, req, shutdown),
+    )
+    .await
+    {
+        Ok(Ok(response)) => response,
+        Ok(Err(e)) => e.into_response(),
+        Err(_) => {
+            tracing::warn!(%method, path = uri.path(), "request timed out");
+            ApiError::Unavailable { retry_after: 1 }.into_response()
+        }
+    };
     tracing::debug!(
         %method,
         path = uri.path(),
@@ -216,13 +222,15 @@ async fn serve(
     app: &Arc<App>,
     peer: SocketAddr,
     req: hyper::Request<Incoming>,
+    shutdown: Shutdown,
 ) -> Result<http::Response<Body>, ApiError> {
     if app.is_shutting_down() {
         return Err(ApiError::Unavailable { retry_after: 5 });
     }
     let (endpoint, params) = app.router.route(req.method(), req.uri().path())?;
     if endpoint == Endpoint::WebSocket {
-        return crate::handlers::websocket::upgrade(app.clone(), req, peer).await;
+        // The socket outlives this request: it closes on the server's own shutdown signal.
+        return handlers::websocket::upgrade(app.clone(), req, peer, shutdown).await;
     }
     let (parts, body) = req.into_parts();
     let max = app.config.limits.max_body_bytes;

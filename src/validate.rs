@@ -2,12 +2,58 @@
 //! collect every failure at once, id parsing that accepts PHP's numeric strings, password
 //! policy, and the date formats `expired_at` accepts.
 
+use std::collections::BTreeMap;
+
 use serde_json::{Map, Value};
 use time::format_description::well_known::Rfc3339;
 use time::macros::format_description;
 use time::{OffsetDateTime, PrimitiveDateTime};
 
-use crate::error::{ApiError, FieldErrors};
+/// Field name → messages, in Laravel's `errors` shape. A `BTreeMap` keeps the output stable.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct FieldErrors(BTreeMap<String, Vec<String>>);
+
+impl FieldErrors {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn add(&mut self, field: impl Into<String>, message: impl Into<String>) {
+        self.0.entry(field.into()).or_default().push(message.into());
+    }
+
+    pub fn single(field: impl Into<String>, message: impl Into<String>) -> Self {
+        let mut errors = Self::new();
+        errors.add(field, message);
+        errors
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn has(&self, field: &str) -> bool {
+        self.0.contains_key(field)
+    }
+
+    pub fn messages(&self, field: &str) -> &[String] {
+        self.0.get(field).map(Vec::as_slice).unwrap_or(&[])
+    }
+
+    /// `Ok(())` when nothing failed, so validators can end with `errors.into_result()?`.
+    pub fn into_result(self) -> Result<(), FieldErrors> {
+        if self.is_empty() {
+            Ok(())
+        } else {
+            Err(self)
+        }
+    }
+
+    /// Laravel's `errors` object.
+    pub fn to_json(&self) -> Value {
+        serde_json::json!(self.0)
+    }
+}
 
 /// How a field name reads inside a message: `password_confirmation` → `password confirmation`.
 /// Array elements keep their path (`cameras_to_attach.3`), as Laravel prints them.
@@ -72,15 +118,15 @@ pub const MSG_BODY_INVALID_JSON: &str = "The request body must be valid JSON.";
 pub const MSG_BODY_NOT_OBJECT: &str = "The request body must be a JSON object.";
 
 /// Parses a request body. Empty, `null` and `{}` all mean "no changes" (SPEC §2).
-pub fn parse_body(bytes: &[u8]) -> Result<Map<String, Value>, ApiError> {
+pub fn parse_body(bytes: &[u8]) -> Result<Map<String, Value>, FieldErrors> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(Map::new());
     }
     match serde_json::from_slice::<Value>(bytes) {
         Ok(Value::Object(map)) => Ok(map),
         Ok(Value::Null) => Ok(Map::new()),
-        Ok(_) => Err(ApiError::field("body", MSG_BODY_NOT_OBJECT)),
-        Err(_) => Err(ApiError::field("body", MSG_BODY_INVALID_JSON)),
+        Ok(_) => Err(FieldErrors::single("body", MSG_BODY_NOT_OBJECT)),
+        Err(_) => Err(FieldErrors::single("body", MSG_BODY_INVALID_JSON)),
     }
 }
 
@@ -101,8 +147,8 @@ pub fn parse_id(value: &Value) -> Option<u64> {
 }
 
 /// A path segment id; anything that is not a u64 cannot name a record, so it is a 404.
-pub fn path_id(segment: &str) -> Result<u64, ApiError> {
-    parse_id(&Value::String(segment.to_owned())).ok_or(ApiError::NotFound)
+pub fn path_id(segment: &str) -> Option<u64> {
+    parse_id(&Value::String(segment.to_owned()))
 }
 
 /// Typed access to one JSON object, collecting every failure into one `FieldErrors`.
@@ -240,7 +286,7 @@ impl<'a> Input<'a> {
         }
     }
 
-    pub fn finish(self) -> Result<(), ApiError> {
+    pub fn finish(self) -> Result<(), FieldErrors> {
         self.errors.into_result()
     }
 }
@@ -274,10 +320,6 @@ pub fn display_name(name: Option<String>, login: &str) -> String {
     name.map(|n| n.trim().to_owned())
         .filter(|n| !n.is_empty())
         .unwrap_or_else(|| login.to_owned())
-}
-
-pub fn login_key(login: &str) -> String {
-    login.trim().to_lowercase()
 }
 
 /// Checks a login's shape (1–128 chars after trimming, no control characters).
@@ -338,11 +380,9 @@ mod tests {
         assert!(parse_body(b"null").map(|m| m.is_empty()).unwrap_or(false));
         assert!(parse_body(b" {} ").map(|m| m.is_empty()).unwrap_or(false));
         let bad = parse_body(b"{\"a\":").err();
-        assert!(
-            matches!(bad, Some(ApiError::Validation(e)) if e.messages("body") == [MSG_BODY_INVALID_JSON])
-        );
+        assert!(matches!(bad, Some(e) if e.messages("body") == [MSG_BODY_INVALID_JSON]));
         let arr = parse_body(b"[1]").err();
-        assert!(matches!(arr, Some(ApiError::Validation(e)) if e.has("body")));
+        assert!(matches!(arr, Some(e) if e.has("body")));
     }
 
     #[test]
@@ -355,8 +395,8 @@ mod tests {
         assert_eq!(parse_id(&json!("5a")), None);
         assert_eq!(parse_id(&json!("99999999999999999999999")), None);
         assert_eq!(parse_id(&json!(null)), None);
-        assert!(path_id("abc").is_err());
-        assert_eq!(path_id("12").ok(), Some(12));
+        assert!(path_id("abc").is_none());
+        assert_eq!(path_id("12"), Some(12));
     }
 
     #[test]
@@ -441,7 +481,7 @@ mod tests {
     #[test]
     fn logins_are_trimmed_and_compared_case_insensitively() {
         assert_eq!(normalize_login("  Bob "), "Bob");
-        assert_eq!(login_key("  Bob "), "bob");
+        assert_eq!(crate::model::login_key("  Bob "), "bob");
         let mut e = FieldErrors::new();
         check_login(&mut e, "login", "   ");
         check_login(&mut e, "login2", &"a".repeat(129));

@@ -1,22 +1,20 @@
-//! What the admin handlers share: audit entries allocated before a transaction, the licence
-//! pool arithmetic of SPEC §5 (applied inside the caller's transaction), validation and
-//! application of `cameras_to_attach` / `cameras_to_detach` and of permission lists, the
-//! `expired_at` / `ptz_priority` readers, account lists with search and paging, and the
-//! rendering of an account's cameras.
+//! What the admin handlers share: the readers that validate request fields (`cameras_to_attach`
+//! / `cameras_to_detach`, permission lists, logins, passwords, `expired_at`, `ptz_priority`,
+//! stored JSON), account lists with search and paging, and the rendering of an account's
+//! cameras.
 
 use std::collections::{BTreeSet, HashMap};
 
 use serde_json::Value;
 
-use super::{page_params, paginated, search_needle, Request};
-use crate::error::{ApiError, FieldErrors};
-use crate::model::{
-    camera_pivot, camera_summary_view, camera_view, now, Account, AuditEntry, Camera,
-    CameraGroupIndex, LicenseLevel, UnixTime, UserType, PERMISSIONS,
-};
-use crate::store::{TxError, TxResult};
-use crate::validate::{self, Input};
-use crate::App;
+use super::{matches_search, paged_search, search_needle, Request};
+use crate::accounts::CameraListChange;
+use crate::app::App;
+use crate::error::ApiError;
+use crate::model::{login_key, now, Account, AuditEntry, UnixTime, UserType};
+use crate::permissions::PERMISSIONS;
+use crate::validate::{self, FieldErrors, Input};
+use crate::views::{camera_pivot, camera_summary_view, camera_view, CameraGroupIndex};
 
 /// SPEC §4.3: at most this many ids in each camera list of one request.
 pub const MAX_CAMERAS_PER_REQUEST: usize = 500;
@@ -27,9 +25,10 @@ const MAX_PERMISSIONS_PER_REQUEST: usize = 500;
 /// `billing_info` and `services_list` are stored as given; SPEC §1 bounds `data` the same way.
 pub const MAX_JSON_FIELD_BYTES: usize = 64 * 1024;
 
-/// An audit entry for a change, its id taken now: the transaction closure may re-run, and a
-/// re-run must not allocate again.
-pub fn audit_entry(
+/// An audit entry for an admin's change to a record that is not an account (a camera, a
+/// group, a licence pool), its id taken now: a transaction closure may re-run and must not
+/// allocate again.
+pub fn audit(
     app: &App,
     actor_id: u64,
     action: &str,
@@ -46,33 +45,24 @@ pub fn audit_entry(
     )
 }
 
-/// The entry with the names of the fields that changed (never their values).
-pub fn with_fields(entry: &AuditEntry, fields: &[&str]) -> AuditEntry {
-    AuditEntry {
-        fields: fields.iter().map(|f| (*f).to_owned()).collect(),
-        ..entry.clone()
-    }
+/// `field` names something that does not exist (or no longer does).
+pub fn invalid(field: &str) -> ApiError {
+    ApiError::field(field, validate::msg_invalid(field))
 }
 
-/// Moves each pool's `used` from `before` to `after` (per level: L1, L2, L3) inside the
-/// caller's transaction. A pool that would grow past its `all` aborts the whole transaction
-/// with 402, so nothing of the change is written. Reading and writing the pools inside the
-/// transaction is what keeps two admins racing for the last licence from both winning.
-pub fn move_licences(tx: &crate::store::Tx<'_>, before: [u64; 3], after: [u64; 3]) -> TxResult<()> {
-    for level in LicenseLevel::ALL {
-        let i = level as usize;
-        if before[i] == after[i] {
-            continue;
-        }
-        let mut pool = tx.pool(level)?;
-        let used = pool.used.saturating_sub(before[i]).saturating_add(after[i]);
-        if after[i] > before[i] && used > pool.all {
-            return Err(TxError::Abort(ApiError::LicenseExceeded));
-        }
-        pool.used = used;
-        tx.put_pool(level, &pool)?;
+/// Reads an optional nullable id field: absent → None, null → Some(None).
+pub fn read_nullable_id(input: &mut Input<'_>, key: &str) -> Option<Option<u64>> {
+    match input.raw(key) {
+        None => None,
+        Some(Value::Null) => Some(None),
+        Some(raw) => match validate::parse_id(raw) {
+            Some(id) => Some(Some(id)),
+            None => {
+                input.error(key, validate::msg_integer(key));
+                None
+            }
+        },
     }
-    Ok(())
 }
 
 /// Each id of a validated list with the index it first appeared at in the request, for
@@ -129,26 +119,6 @@ fn list_within(raw: Option<&Value>, max: usize) -> bool {
     matches!(raw, Some(Value::Array(items)) if items.len() <= max)
 }
 
-/// A validated `cameras_to_attach` / `cameras_to_detach` pair. Ids keep the request index
-/// they first appeared at, so that a camera deleted between validation and the
-/// transaction is still reported under its own key.
-#[derive(Debug, Default, Clone)]
-pub struct CameraListChange {
-    pub attach: Vec<(usize, u64)>,
-    pub detach: Vec<(usize, u64)>,
-}
-
-impl CameraListChange {
-    pub fn is_empty(&self) -> bool {
-        self.attach.is_empty() && self.detach.is_empty()
-    }
-}
-
-fn unknown_camera(field: &str, index: usize) -> ApiError {
-    let key = format!("{field}.{index}");
-    ApiError::field(&key, validate::msg_invalid(&key))
-}
-
 /// Reads both camera lists (SPEC §4.3): arrays of at most 500 existing camera ids each,
 /// duplicates collapsed, no id in both. `allow_detach` is false on creates.
 pub fn read_camera_lists(app: &App, input: &mut Input<'_>, allow_detach: bool) -> CameraListChange {
@@ -193,36 +163,6 @@ pub fn read_camera_lists(app: &App, input: &mut Input<'_>, allow_detach: bool) -
         }
     }
     change
-}
-
-/// Applies a camera list change to `account` (its `cameras` set) and to the reverse index,
-/// inside the caller's transaction. Attaching an attached camera or detaching a detached one
-/// is a no-op. Returns whether the set changed. A camera deleted since validation aborts
-/// with the same 422 the validation gives.
-pub fn apply_camera_changes(
-    tx: &crate::store::Tx<'_>,
-    account: &mut Account,
-    change: &CameraListChange,
-) -> TxResult<bool> {
-    let mut changed = false;
-    for (i, id) in &change.attach {
-        if account.cameras.contains(id) {
-            continue;
-        }
-        if !tx.camera_exists(*id)? {
-            return Err(TxError::Abort(unknown_camera("cameras_to_attach", *i)));
-        }
-        account.cameras.insert(*id);
-        tx.link_camera(*id, account.id)?;
-        changed = true;
-    }
-    for (_, id) in &change.detach {
-        if account.cameras.remove(id) {
-            tx.unlink_camera(*id, account.id)?;
-            changed = true;
-        }
-    }
-    Ok(changed)
 }
 
 /// A name: a non-blank string of at most 255 characters, trimmed.
@@ -303,7 +243,7 @@ pub fn read_login(
         }
         return Ok(None);
     }
-    if let Some(owner) = app.store.account_by_login(&validate::login_key(&login))? {
+    if let Some(owner) = app.store.account_by_login(&login_key(&login))? {
         if Some(owner.id) != own_id {
             input.error("login", validate::msg_unique("login"));
             return Ok(None);
@@ -321,7 +261,13 @@ pub fn read_new_password(app: &App, input: &mut Input<'_>, required: bool) -> Op
     };
     let confirmation = input.string("password_confirmation", 1024);
     let password = password?;
-    let errors = crate::auth::password_errors(app, &password, confirmation.as_deref());
+    let mut errors = FieldErrors::new();
+    validate::check_new_password(
+        &mut errors,
+        &password,
+        confirmation.as_deref(),
+        app.config.auth.password_min_length,
+    );
     if errors.is_empty() {
         Some(password)
     } else {
@@ -332,21 +278,6 @@ pub fn read_new_password(app: &App, input: &mut Input<'_>, required: bool) -> Op
     }
 }
 
-/// The language a new account starts with: the first configured locale.
-pub fn default_language(app: &App) -> String {
-    app.config
-        .locales
-        .available
-        .first()
-        .cloned()
-        .unwrap_or_else(|| "en".into())
-}
-
-/// Whether a record matches `search`: a case-insensitive substring of any of `fields`.
-pub fn matches_search(needle: Option<&str>, fields: &[&str]) -> bool {
-    needle.is_none_or(|n| fields.iter().any(|f| f.to_lowercase().contains(n)))
-}
-
 /// A paginated list of the accounts `keep` selects, searched on login and name.
 pub fn account_list(
     app: &App,
@@ -354,30 +285,18 @@ pub fn account_list(
     keep: impl Fn(&Account) -> bool,
     render: impl Fn(&Account) -> Result<Value, ApiError>,
 ) -> Result<Value, ApiError> {
-    let (page, per_page) = page_params(req);
     let needle = search_needle(req);
-    let mut total = 0;
-    let mut items = Vec::new();
-    let skip = (page - 1).saturating_mul(per_page);
-    for account in app.store.accounts() {
-        let account = account?;
-        if !keep(&account) || !matches_search(needle.as_deref(), &[&account.login, &account.name]) {
-            continue;
-        }
-        if total >= skip && items.len() < per_page {
-            items.push(render(&account)?);
-        }
-        total += 1;
-    }
-    Ok(paginated(req, items, total, page, per_page))
+    paged_search(
+        req,
+        app.store.accounts(),
+        |a| keep(a) && matches_search(needle.as_deref(), &[&a.login, &a.name]),
+        render,
+    )
 }
 
 /// Every camera group, for rendering camera models.
 pub fn group_index(app: &App) -> Result<CameraGroupIndex, ApiError> {
-    let groups = app
-        .store
-        .camera_groups_raw()
-        .collect::<Result<Vec<_>, _>>()?;
+    let groups = app.store.camera_groups().collect::<Result<Vec<_>, _>>()?;
     Ok(CameraGroupIndex::new(groups))
 }
 
@@ -386,7 +305,7 @@ pub fn account_cameras(app: &App, account: &Account) -> Result<Vec<Value>, ApiEr
     let groups = group_index(app)?;
     let mut out = Vec::with_capacity(account.cameras.len());
     for id in &account.cameras {
-        if let Some(camera) = app.store.camera_raw::<Camera>(*id)? {
+        if let Some(camera) = app.store.camera(*id)? {
             let pivot = camera_pivot(account.id, &camera, out.len());
             out.push(camera_view(&camera, &groups, Some(pivot)));
         }
@@ -402,7 +321,7 @@ pub fn account_camera_summaries(
 ) -> Result<Vec<Value>, ApiError> {
     let mut out = Vec::with_capacity(account.cameras.len());
     for id in &account.cameras {
-        if let Some(camera) = app.store.camera_raw::<Camera>(*id)? {
+        if let Some(camera) = app.store.camera(*id)? {
             out.push(camera_summary_view(&camera, groups));
         }
     }

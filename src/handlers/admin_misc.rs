@@ -5,18 +5,16 @@
 
 use serde_json::Value;
 
-use super::admin_common::{
-    account_list, audit_entry, default_language, read_login, read_new_password, with_fields,
-};
+use super::admin_common::{self, account_list, read_login, read_new_password};
 use super::{created, ok, page_params, paginated, HandlerResult, Request};
+use crate::accounts::{self, NewAccountRequest};
+use crate::app::App;
 use crate::error::ApiError;
-use crate::model::{
-    admin_permissions, license_view, now, special_user_view, Account, AuditEntry, LicenseLevel,
-    NewAccount, UserType, PERMISSIONS,
-};
+use crate::model::{Account, UserType};
+use crate::permissions::{LicenseLevel, PERMISSIONS};
 use crate::store::TxError;
 use crate::validate::{self, Input};
-use crate::App;
+use crate::views::{audit_entry_view, license_view, special_user_view};
 
 pub fn permissions(app: &App, req: &Request) -> HandlerResult {
     req.admin(app)?;
@@ -53,32 +51,31 @@ pub async fn update_license(app: &App, req: &Request) -> HandlerResult {
     let Some(all) = all.and_then(|a| u64::try_from(a).ok()) else {
         return Err(ApiError::internal("validated pool size missing"));
     };
-    let entry = with_fields(
-        &audit_entry(
-            app,
-            admin.account.id,
-            "license_updated",
-            "license",
-            Some(level as u64 + 1),
-        ),
-        &["all"],
-    );
-    app.store.transaction(|tx| {
-        let mut pool = tx.pool(level)?;
-        if all < pool.used {
-            return Err(TxError::Abort(ApiError::field(
-                "all",
-                format!("The all must be at least {}.", pool.used),
-            )));
-        }
-        if pool.all == all {
-            return Ok(());
-        }
-        pool.all = all;
-        tx.put_pool(level, &pool)?;
-        tx.audit(&entry)
-    })?;
-    app.store.flush().await?;
+    let entry = admin_common::audit(
+        app,
+        admin.account.id,
+        "license_updated",
+        "license",
+        Some(level as u64 + 1),
+    )
+    .with_fields(&["all"]);
+    app.store
+        .commit(|tx| {
+            let mut pool = tx.pool(level)?;
+            if all < pool.used {
+                return Err(TxError::Abort(ApiError::field(
+                    "all",
+                    format!("The all must be at least {}.", pool.used),
+                )));
+            }
+            if pool.all == all {
+                return Ok(());
+            }
+            pool.all = all;
+            tx.put_pool(level, &pool)?;
+            Ok(tx.audit(&entry)?)
+        })
+        .await?;
     tracing::info!(
         actor_id = admin.account.id,
         "admin {} set the {} pool to {all}",
@@ -105,13 +102,6 @@ pub fn admins(app: &App, req: &Request) -> HandlerResult {
     ok(&body)
 }
 
-/// A validated `POST /api/admin/v1/admins`; the password is already hashed.
-struct CreateAdminRequest {
-    login: String,
-    name: String,
-    password_hash: String,
-}
-
 /// A new administrator gets every admin permission of the catalogue, as the first admin has.
 pub async fn create_admin(app: &App, req: &Request) -> HandlerResult {
     let admin = req.admin(app)?.0;
@@ -124,45 +114,9 @@ pub async fn create_admin(app: &App, req: &Request) -> HandlerResult {
     let (Some(login), Some(password)) = (login, password) else {
         return Err(ApiError::internal("validated fields missing"));
     };
-    let request = CreateAdminRequest {
-        name: validate::display_name(name, &login),
-        login,
-        password_hash: app.hasher.hash(password).await?,
-    };
-    let entry = with_fields(
-        &audit_entry(app, admin.account.id, "admin_created", "account", None),
-        &["login", "name", "password"],
-    );
-    let permissions = admin_permissions();
-    let language = default_language(app);
-    let at = now();
-    let account = app.store.transaction(|tx| {
-        let account = Account {
-            permissions: permissions.clone(),
-            ..Account::new(
-                tx.next_id("account")?,
-                NewAccount {
-                    user_type: UserType::Admin,
-                    login: request.login.clone(),
-                    name: request.name.clone(),
-                    password_hash: request.password_hash.clone(),
-                    language: language.clone(),
-                },
-                at,
-            )
-        };
-        tx.put_account(&account, None, "login")?;
-        tx.audit(&entry.about(account.id))?;
-        Ok(account)
-    })?;
-    app.store.flush().await?;
-    tracing::info!(
-        user_id = account.id,
-        actor_id = admin.account.id,
-        "admin {} created administrator {}",
-        admin.account.id,
-        account.id
-    );
+    let name = validate::display_name(name, &login);
+    let request = NewAccountRequest::new(UserType::Admin, login, name, password);
+    let account = accounts::create(app, Some(admin.account.id), &request).await?;
     created(&special_user_view(&account, None, &app.store.pools()?))
 }
 
@@ -172,6 +126,6 @@ pub fn audit(app: &App, req: &Request) -> HandlerResult {
     let (page, per_page) = page_params(req);
     let offset = (page - 1).saturating_mul(per_page);
     let (entries, total) = app.store.audit_page(offset, per_page)?;
-    let items = entries.iter().map(AuditEntry::view).collect();
+    let items = entries.iter().map(audit_entry_view).collect();
     ok(&paginated(req, items, total, page, per_page))
 }

@@ -2,11 +2,13 @@
 //! the administrator's `PUT /api/admin/v1/users/self/update-password`.
 
 use super::{ok, status_ok, HandlerResult, Request};
+use crate::accounts::{self, AccountChange, AccountError, Actor};
+use crate::app::App;
 use crate::auth::Caller;
-use crate::error::{ApiError, FieldErrors};
-use crate::model::{now, Account, AuditEntry, ClientUserView, SessionKey};
-use crate::validate::{self, Input};
-use crate::App;
+use crate::error::ApiError;
+use crate::model::{Account, SessionKey};
+use crate::validate::{self, FieldErrors, Input};
+use crate::views::ClientUserView;
 
 pub fn show(app: &App, req: &Request) -> HandlerResult {
     let caller = req.caller(app)?;
@@ -15,21 +17,15 @@ pub fn show(app: &App, req: &Request) -> HandlerResult {
 
 fn render(app: &App, account: &Account, session: &SessionKey) -> HandlerResult {
     let pools = app.store.pools()?;
-    let licences = app
-        .licences_json
+    let licenses = app
+        .licenses_json
         .get(&pools, &app.config.license.prefix)
         .map_err(ApiError::internal)?;
     ok(&ClientUserView::new(
         account,
         Some(&session.access_token_id),
-        &licences,
+        &licenses,
     ))
-}
-
-/// What a `PUT /api/v1/users/self` asks for, once validated.
-struct UpdateSelfRequest {
-    new_password_hash: Option<String>,
-    language: Option<String>,
 }
 
 pub async fn update(app: &App, req: &Request) -> HandlerResult {
@@ -75,74 +71,37 @@ pub async fn update(app: &App, req: &Request) -> HandlerResult {
         }
     }
     errors.into_result()?;
-
-    let request = UpdateSelfRequest {
-        new_password_hash: match password {
-            Some(p) => Some(app.hasher.hash(p).await?),
-            None => None,
-        },
-        language: language.filter(|l| *l != caller.account.language),
+    let change = AccountChange {
+        password,
+        language,
+        ..AccountChange::default()
     };
-    if request.new_password_hash.is_none() && request.language.is_none() {
-        return render(app, &caller.account, &caller.session);
-    }
-    let mut fields = Vec::new();
-    if request.new_password_hash.is_some() {
-        fields.push("password");
-    }
-    if request.language.is_some() {
-        fields.push("language");
-    }
-    let account = apply_self_update(app, &caller, &request, &fields).await?;
+    let account = change_own_account(app, &caller, &change).await?;
     render(app, &account, &caller.session)
 }
 
-/// Writes a self-update in one transaction: the account, the audit entry and, for a new
-/// password, the revocation of every other session of the account.
-async fn apply_self_update(
+/// A change of the caller's own account; a new password ends its other sessions.
+async fn change_own_account(
     app: &App,
     caller: &Caller,
-    request: &UpdateSelfRequest,
-    fields: &[&str],
-) -> Result<crate::model::Account, ApiError> {
-    let at = now();
-    let entry = AuditEntry {
-        at,
-        ..AuditEntry::new(
-            app.store.next_audit_id(),
-            Some(caller.account.id),
-            "self_update",
-            "account",
-            Some(caller.account.id),
-            fields,
-        )
-    };
-    let account = app.store.transaction(|tx| {
-        let mut account = tx
-            .account(caller.account.id)?
-            .ok_or(ApiError::Unauthenticated)?;
-        let login_key = validate::login_key(&account.login);
-        if let Some(hash) = &request.new_password_hash {
-            account.password_hash = hash.clone();
-            tx.revoke_sessions_of(account.id, Some(&caller.token_hash))?;
+    change: &AccountChange,
+) -> Result<Account, ApiError> {
+    let id = caller.account.id;
+    match accounts::update(app, Actor::of(caller), "self_update", id, |_| true, change).await {
+        Ok(applied) => {
+            if applied.fields.contains(&"password") {
+                tracing::info!(
+                    user_id = id,
+                    sessions_revoked = applied.revoked,
+                    "user {id} changed their password; other sessions revoked"
+                );
+            }
+            Ok(applied.account)
         }
-        if let Some(language) = &request.language {
-            account.language = language.clone();
-        }
-        account.updated_at = at;
-        tx.put_account(&account, Some(&login_key), "login")?;
-        tx.audit(&entry)?;
-        Ok(account)
-    })?;
-    app.store.flush().await?;
-    if request.new_password_hash.is_some() {
-        tracing::info!(
-            user_id = account.id,
-            "user {} changed their password; other sessions revoked",
-            account.id
-        );
+        // Deleted since its token was checked: as if the token had stopped working.
+        Err(AccountError::NotFound) => Err(ApiError::Unauthenticated),
+        Err(e) => Err(e.into()),
     }
-    Ok(account)
 }
 
 pub async fn admin_update_password(app: &App, req: &Request) -> HandlerResult {
@@ -171,10 +130,10 @@ pub async fn admin_update_password(app: &App, req: &Request) -> HandlerResult {
     let Some(password) = password else {
         return Err(ApiError::internal("validated password missing"));
     };
-    let request = UpdateSelfRequest {
-        new_password_hash: Some(app.hasher.hash(password).await?),
-        language: None,
+    let change = AccountChange {
+        password: Some(password),
+        ..AccountChange::default()
     };
-    apply_self_update(app, &caller, &request, &["password"]).await?;
+    change_own_account(app, &caller, &change).await?;
     status_ok()
 }

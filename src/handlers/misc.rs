@@ -3,8 +3,8 @@
 use serde_json::json;
 
 use super::{ok, HandlerResult};
+use crate::app::App;
 use crate::error::ApiError;
-use crate::App;
 
 /// 200 when the store answers a read, 503 otherwise (and while shutting down).
 pub async fn healthz(app: &App) -> HandlerResult {

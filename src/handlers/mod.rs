@@ -5,6 +5,7 @@
 pub mod admin_common;
 pub mod admin_misc;
 pub mod admin_users;
+pub mod camera_groups;
 pub mod cameras;
 pub mod current_user;
 pub mod misc;
@@ -44,7 +45,7 @@ pub struct AdminCaller(pub Caller);
 impl Request {
     /// The body as a JSON object; empty, `null` and `{}` are all "no changes".
     pub fn json(&self) -> Result<Map<String, Value>, ApiError> {
-        validate::parse_body(&self.body)
+        Ok(validate::parse_body(&self.body)?)
     }
 
     pub fn query(&self, name: &str) -> Option<&str> {
@@ -59,7 +60,12 @@ impl Request {
     }
 
     pub fn caller(&self, app: &App) -> Result<Caller, ApiError> {
-        auth::authenticate(app, &self.headers)
+        Ok(auth::authenticate(app, &self.headers)?)
+    }
+
+    /// The numeric id in path segment `name`, or 404.
+    pub fn path_id(&self, name: &str) -> Result<u64, ApiError> {
+        validate::path_id(self.param(name)).ok_or(ApiError::NotFound)
     }
 
     /// 401 without a working token, 403 with a token that is not an admin's.
@@ -78,14 +84,24 @@ impl Request {
 
     /// `https://<Host><path>`, the base of the paginator's links.
     pub fn url_base(&self) -> String {
-        let host = self
-            .headers
-            .get(http::header::HOST)
-            .and_then(|h| h.to_str().ok())
-            .filter(|h| h.len() <= 255 && !h.contains(['/', ' ', '"', '\\']))
-            .unwrap_or("vms.local");
+        let host = sane_host(&self.headers).unwrap_or("vms.local");
         format!("https://{host}{}", self.path)
     }
+}
+
+/// The `Host` header when it is safe to echo into a URL: at most 255 bytes of what a host
+/// and port may hold (letters, digits, `.-:[]_`), so that nothing a client sends can add a
+/// path, a query or another authority to a link vmsd hands out.
+pub fn sane_host(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(http::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .filter(|h| {
+            !h.is_empty()
+                && h.len() <= 255
+                && h.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b".-:[]_".contains(&b))
+        })
 }
 
 pub fn ok<T: serde::Serialize + ?Sized>(body: &T) -> HandlerResult {
@@ -121,6 +137,39 @@ pub fn search_needle(req: &Request) -> Option<String> {
     req.query("search")
         .map(|s| s.trim().to_lowercase())
         .filter(|s| !s.is_empty())
+}
+
+/// One page of the records `keep` selects, rendered, and how many were selected in all: the
+/// paged search every list route shares (page and per_page from the query).
+pub fn paged_search<T, E>(
+    req: &Request,
+    records: impl Iterator<Item = Result<T, E>>,
+    keep: impl Fn(&T) -> bool,
+    render: impl Fn(&T) -> Result<Value, ApiError>,
+) -> Result<Value, ApiError>
+where
+    ApiError: From<E>,
+{
+    let (page, per_page) = page_params(req);
+    let skip = (page - 1).saturating_mul(per_page);
+    let mut total = 0;
+    let mut items = Vec::new();
+    for record in records {
+        let record = record?;
+        if !keep(&record) {
+            continue;
+        }
+        if total >= skip && items.len() < per_page {
+            items.push(render(&record)?);
+        }
+        total += 1;
+    }
+    Ok(paginated(req, items, total, page, per_page))
+}
+
+/// Whether a record matches `search`: a case-insensitive substring of any of `fields`.
+pub fn matches_search(needle: Option<&str>, fields: &[&str]) -> bool {
+    needle.is_none_or(|n| fields.iter().any(|f| f.to_lowercase().contains(n)))
 }
 
 /// Laravel's paginator envelope around one page of `data`, `total` items in all.
@@ -201,11 +250,11 @@ pub async fn dispatch(app: &App, endpoint: Endpoint, req: Request) -> HandlerRes
         Endpoint::CameraShow => cameras::show(app, &req),
         Endpoint::CameraUpdate => cameras::update(app, &req).await,
         Endpoint::CameraDelete => cameras::delete(app, &req).await,
-        Endpoint::CameraGroupList => cameras::list_groups(app, &req),
-        Endpoint::CameraGroupCreate => cameras::create_group(app, &req).await,
-        Endpoint::CameraGroupShow => cameras::show_group(app, &req),
-        Endpoint::CameraGroupUpdate => cameras::update_group(app, &req).await,
-        Endpoint::CameraGroupDelete => cameras::delete_group(app, &req).await,
+        Endpoint::CameraGroupList => camera_groups::list_groups(app, &req),
+        Endpoint::CameraGroupCreate => camera_groups::create_group(app, &req).await,
+        Endpoint::CameraGroupShow => camera_groups::show_group(app, &req),
+        Endpoint::CameraGroupUpdate => camera_groups::update_group(app, &req).await,
+        Endpoint::CameraGroupDelete => camera_groups::delete_group(app, &req).await,
         Endpoint::PermissionList => admin_misc::permissions(app, &req),
         Endpoint::LicenseList => admin_misc::licenses(app, &req),
         Endpoint::LicenseUpdate => admin_misc::update_license(app, &req).await,

@@ -5,13 +5,14 @@
 use serde_json::{json, Value};
 
 use super::{ok, status_ok, HandlerResult, Request};
-use crate::auth::{self, LoginKind};
-use crate::model::{client_user_view, fmt_resource, special_user_view};
-use crate::App;
+use crate::app::App;
+use crate::error::ApiError;
+use crate::login::{self, LoginKind};
+use crate::views::{client_user_view, fmt_resource, special_user_view};
 
 pub async fn client_token(app: &App, req: &Request) -> HandlerResult {
     let body = req.json()?;
-    let login = auth::login(app, &body, LoginKind::Client, &req.client_meta()).await?;
+    let login = login::login(app, &body, LoginKind::Client, &req.client_meta()).await?;
     let pools = app.store.pools()?;
     let user = client_user_view(
         &login.account,
@@ -24,7 +25,7 @@ pub async fn client_token(app: &App, req: &Request) -> HandlerResult {
 
 pub async fn admin_token(app: &App, req: &Request) -> HandlerResult {
     let body = req.json()?;
-    let login = auth::login(app, &body, LoginKind::Admin, &req.client_meta()).await?;
+    let login = login::login(app, &body, LoginKind::Admin, &req.client_meta()).await?;
     let pools = app.store.pools()?;
     let user = special_user_view(&login.account, Some(&login.session.access_token_id), &pools);
     ok(&json!({
@@ -38,13 +39,13 @@ pub async fn admin_token(app: &App, req: &Request) -> HandlerResult {
 /// `{"uuid": ...}` may come with the request; the token names the session either way.
 pub async fn logout(app: &App, req: &Request) -> HandlerResult {
     let caller = req.caller(app)?;
-    auth::logout(app, &caller).await?;
+    login::logout(app, &caller).await?;
     status_ok()
 }
 
 pub async fn admin_logout(app: &App, req: &Request) -> HandlerResult {
     let caller = req.admin(app)?;
-    auth::logout(app, &caller.0).await?;
+    login::logout(app, &caller.0).await?;
     status_ok()
 }
 
@@ -54,13 +55,15 @@ pub fn list(app: &App, req: &Request) -> HandlerResult {
         .store
         .sessions_of(caller.account.id)?
         .iter()
-        .map(|(hash, s)| auth::session_view(app, hash, s, Some(&caller.token_hash)))
+        .map(|(hash, s)| login::session_view(app, hash, s, Some(&caller.token_hash)))
         .collect();
     ok(&Value::Array(sessions))
 }
 
 pub async fn revoke(app: &App, req: &Request) -> HandlerResult {
     let caller = req.caller(app)?;
-    auth::revoke_session(app, &caller, req.param("id")).await?;
+    if !login::revoke_session(app, &caller, req.param("id")).await? {
+        return Err(ApiError::NotFound);
+    }
     status_ok()
 }

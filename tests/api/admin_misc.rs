@@ -31,7 +31,7 @@ async fn the_permission_catalogue_lists_client_and_admin_permissions() {
     let admin = s.admin_token().await;
     let r = s.get("/api/admin/v1/permissions", &admin).await;
     let list = expect(&r, 200).as_array().unwrap().clone();
-    assert_eq!(list.len(), vmsd::model::PERMISSIONS.len());
+    assert_eq!(list.len(), vmsd::permissions::PERMISSIONS.len());
     let by_name = |name: &str| list.iter().find(|p| p["name"] == name).cloned().unwrap();
     assert_eq!(
         by_name("layouts-store"),
@@ -229,7 +229,7 @@ async fn housekeeping_keeps_the_audit_log_within_its_bound() {
     assert!(before["meta"]["total"].as_u64().unwrap() > 130);
     let newest_before = before["data"][0]["id"].as_u64().unwrap();
 
-    vmsd::auth::housekeeping_pass(&s.app).await;
+    vmsd::housekeeping::pass(&s.app).await;
 
     let r = s.get("/api/admin/v1/audit?per_page=500", &admin).await;
     let page = expect(&r, 200);
@@ -260,7 +260,7 @@ async fn housekeeping_keeps_the_audit_log_within_its_bound() {
         &put(&s, &token, "/api/v1/users/self", json!({"language": "ru"})).await,
         200,
     );
-    vmsd::auth::housekeeping_pass(&s.app).await;
+    vmsd::housekeeping::pass(&s.app).await;
     let r = s.get("/api/admin/v1/audit?per_page=1", &admin).await;
     let page = expect(&r, 200);
     assert_eq!(page["meta"]["total"], 100);

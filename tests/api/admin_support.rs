@@ -87,7 +87,7 @@ pub(crate) fn seed_cameras(s: &TestServer, n: usize) -> Vec<u64> {
     let ids = s
         .app
         .store
-        .transaction(|tx| {
+        .write_blocking(|tx| {
             let mut ids = Vec::with_capacity(n);
             for i in 0..n {
                 let camera = Camera {
@@ -103,13 +103,12 @@ pub(crate) fn seed_cameras(s: &TestServer, n: usize) -> Vec<u64> {
                     created_at: at,
                     updated_at: at,
                 };
-                tx.put_camera_raw(camera.id, &camera)?;
+                tx.put_camera(&camera)?;
                 ids.push(camera.id);
             }
             Ok(ids)
         })
         .unwrap();
-    s.app.store.flush_blocking().unwrap();
     ids
 }
 

@@ -6,7 +6,8 @@ use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use vmsd::model::{now, UserType, PERMISSIONS, STATUS_DISABLED, STATUS_LOCKED};
+use vmsd::model::{now, UserType, STATUS_DISABLED, STATUS_LOCKED};
+use vmsd::permissions::PERMISSIONS;
 
 use crate::common::{
     assert_same_shape, is_lower_hex, parse_resource_time, seed_json, wait_for, Reply, TestServer,

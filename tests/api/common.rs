@@ -1,6 +1,8 @@
-//! The test harness: `TestServer` runs `vmsd::server::run` in-process on 127.0.0.1:0 with a
-//! temporary data dir and small argon2 parameters, and a minimal HTTPS client that trusts the
-//! server's generated certificate (so the TLS set-up itself is under test).
+//! The test harness: `TestServer` runs the whole daemon (`vmsd::daemon::Daemon`: TLS, the
+//! store, housekeeping, the server, the drain and final flush; signals aside) in-process on
+//! 127.0.0.1:0 with a temporary data dir and small argon2 parameters, and a minimal HTTPS
+//! client that trusts the server's generated certificate (so the TLS set-up itself is under
+//! test).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -17,8 +19,10 @@ use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 
 use vmsd::config::Config;
+use vmsd::daemon::Daemon;
 use vmsd::model::{now, Account, NewAccount, UserType};
 use vmsd::shutdown::{self, ShutdownTrigger};
+use vmsd::store::LoginTaken;
 use vmsd::App;
 
 pub const ADMIN_PASSWORD: &str = "admin-password-1";
@@ -29,7 +33,7 @@ pub struct TestServer {
     pub dir: tempfile::TempDir,
     connector: TlsConnector,
     trigger: Option<ShutdownTrigger>,
-    task: Option<tokio::task::JoinHandle<()>>,
+    task: Option<tokio::task::JoinHandle<Result<(), String>>>,
 }
 
 #[derive(Debug)]
@@ -71,16 +75,11 @@ impl TestServer {
     pub async fn start_in(dir: tempfile::TempDir, cfg: Config) -> TestServer {
         let listener = tokio::net::TcpListener::bind(cfg.listen[0]).await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let (tls, _reloader) =
-            vmsd::tls::server_config(&cfg.tls, &cfg.data_dir, &[addr.ip()]).unwrap();
-        let app = App::open(cfg, Some(ADMIN_PASSWORD.to_owned())).unwrap();
-        let (trigger, shutdown) = shutdown::channel();
-        let task = tokio::spawn(vmsd::server::run(
-            vec![listener],
-            app.clone(),
-            tls,
-            shutdown,
-        ));
+        let daemon = Daemon::open(cfg, vec![listener], Some(ADMIN_PASSWORD.to_owned())).unwrap();
+        let app = daemon.app();
+        let (trigger, mut shutdown) = shutdown::channel();
+        let stop = async move { shutdown.wait().await };
+        let task = tokio::spawn(daemon.run(stop, Arc::new(tokio::sync::Notify::new())));
 
         let pem = std::fs::read(dir.path().join("tls/cert.pem")).unwrap();
         let mut roots = rustls::RootCertStore::empty();
@@ -110,7 +109,10 @@ impl TestServer {
             t.trigger();
         }
         if let Some(task) = self.task.take() {
-            let _ = tokio::time::timeout(Duration::from_secs(20), task).await;
+            // A timed-out drain is the drain tests' business; a daemon that failed is a bug.
+            if let Ok(Ok(Err(e))) = tokio::time::timeout(Duration::from_secs(20), task).await {
+                panic!("the daemon stopped with an error: {e}");
+            }
         }
         self.app.store.flush().await.unwrap();
         let dir = tempfile::tempdir().unwrap();
@@ -214,10 +216,10 @@ impl TestServer {
     pub fn create_account(&self, login: &str, password: &str, user_type: UserType) -> Account {
         let hash = self.app.hasher.hash_blocking(password).unwrap();
         let at = now();
-        let account = self
-            .app
+
+        self.app
             .store
-            .transaction(|tx| {
+            .commit_blocking::<_, LoginTaken>(|tx| {
                 let account = Account::new(
                     tx.next_id("account")?,
                     NewAccount {
@@ -229,23 +231,20 @@ impl TestServer {
                     },
                     at,
                 );
-                tx.put_account(&account, None, "login")?;
+                tx.put_account(&account)?;
                 Ok(account)
             })
-            .unwrap();
-        self.app.store.flush_blocking().unwrap();
-        account
+            .unwrap()
     }
 
     /// Changes a stored account directly (for states no endpoint of the test's area sets).
     pub fn edit_account(&self, id: u64, f: impl Fn(&mut Account)) {
         self.app
             .store
-            .transaction(|tx| {
+            .commit_blocking::<_, LoginTaken>(|tx| {
                 let mut a = tx.account(id)?.unwrap();
-                let key = vmsd::validate::login_key(&a.login);
                 f(&mut a);
-                tx.put_account(&a, Some(&key), "login")
+                tx.put_account(&a)
             })
             .unwrap();
     }

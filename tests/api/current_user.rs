@@ -6,7 +6,8 @@
 use std::collections::BTreeSet;
 
 use serde_json::{json, Value};
-use vmsd::model::{UserType, PERMISSIONS};
+use vmsd::model::UserType;
+use vmsd::permissions::PERMISSIONS;
 
 use crate::common::{assert_same_shape, seed_json, Reply, TestServer};
 

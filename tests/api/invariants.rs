@@ -8,11 +8,9 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use vmsd::model::{
-    licence_usage, Account, AuditEntry, Camera, LicenseLevel, Pool, Session, UserType,
-};
+use vmsd::model::{login_key, Account, AuditEntry, Camera, Session, UserType};
+use vmsd::permissions::{license_usage, LicenseLevel, Pool};
 use vmsd::store::{Store, TokenHash};
-use vmsd::validate::login_key;
 
 /// Every record of a store, decoded; `raw` keeps the entries as exported.
 pub struct Snapshot {
@@ -186,7 +184,7 @@ impl Snapshot {
             let used: u64 = self
                 .accounts
                 .values()
-                .map(|a| licence_usage(a)[level as usize])
+                .map(|a| license_usage(a)[level as usize])
                 .sum();
             let pool = self
                 .pools

@@ -6,7 +6,8 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use vmsd::model::{fmt_resource, now, UserType};
+use vmsd::model::{now, UserType};
+use vmsd::views::fmt_resource;
 
 use crate::admin_support::*;
 use crate::common::{assert_field_error, TestServer};
@@ -453,7 +454,7 @@ async fn an_expired_temporary_user_cannot_log_in_its_tokens_stop_and_the_sweep_r
     assert_field_error(&r, "login", &["This account has expired."]);
     // The session still exists until the sweep runs; then it is gone.
     assert_eq!(s.app.store.sessions_of(id).unwrap().len(), 1);
-    let removed = vmsd::auth::sweep(&s.app).unwrap();
+    let removed = vmsd::housekeeping::sweep(&s.app).unwrap();
     assert!(removed >= 1);
     assert!(s.app.store.sessions_of(id).unwrap().is_empty());
 
@@ -470,12 +471,12 @@ async fn an_expired_temporary_user_cannot_log_in_its_tokens_stop_and_the_sweep_r
     // Set into the past behind the API's back (as time passing would): 401 at once.
     s.edit_account(id, |a| a.expired_at = Some(now() - 1));
     assert_eq!(s.self_status_of(&token).await, 401);
-    assert_eq!(vmsd::auth::sweep(&s.app).unwrap(), 1);
+    assert_eq!(vmsd::housekeeping::sweep(&s.app).unwrap(), 1);
     assert!(s.app.store.sessions_of(id).unwrap().is_empty());
     // Sessions of other accounts survive the sweep.
     let other = create_special(&s, &admin, "longlived", json!({"expired_at": "2099-01-01"})).await;
     let other_token = s.login("longlived", PASSWORD).await;
-    assert_eq!(vmsd::auth::sweep(&s.app).unwrap(), 0);
+    assert_eq!(vmsd::housekeeping::sweep(&s.app).unwrap(), 0);
     assert_eq!(s.self_status_of(&other_token).await, 200);
     assert_eq!(s.app.store.sessions_of(id_of(&other)).unwrap().len(), 1);
     s.stop().await;

@@ -489,7 +489,7 @@ async fn a_socket_loses_its_authentication_when_its_token_stops_working() {
     let mut ws = socket_with(&s, &token).await;
     s.app
         .store
-        .transaction(|tx| tx.delete_account(&gone))
+        .write_blocking(|tx| tx.delete_account(&gone))
         .unwrap();
     assert_eq!(get_current(&mut ws).await, unauthorized);
     s.stop().await;

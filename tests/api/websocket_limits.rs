@@ -7,8 +7,8 @@ use futures_util::{SinkExt, StreamExt};
 use serde_json::json;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::Message;
-use vmsd::handlers::websocket::{SocketTiming, MAX_SOCKETS_PER_ACCOUNT};
 use vmsd::model::UserType;
+use vmsd::sockets::{SocketTiming, MAX_SOCKETS_PER_ACCOUNT};
 
 use crate::common::{wait_for, TestServer};
 use crate::websocket::*;

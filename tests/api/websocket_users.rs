@@ -3,7 +3,8 @@
 //! and the side effects shared with REST (one end-to-end test mixes both APIs).
 
 use serde_json::{json, Value};
-use vmsd::model::{fmt_resource, UserType};
+use vmsd::model::UserType;
+use vmsd::views::fmt_resource;
 
 use crate::common::TestServer;
 use crate::websocket::*;
@@ -138,7 +139,7 @@ async fn an_admin_updates_every_field_and_it_is_audited_by_name_only() {
     assert_eq!(entry.actor_id, Some(1));
     assert!(entries.iter().any(|e| e.action == "session_revoked"));
     for e in &entries {
-        let text = serde_json::to_string(&e.view()).unwrap();
+        let text = serde_json::to_string(&vmsd::views::audit_entry_view(e)).unwrap();
         for secret in ["new-bob-password", "s3cr3t", "$argon2"] {
             assert!(!text.contains(secret), "audit leaks {secret}: {text}");
         }
@@ -484,6 +485,11 @@ async fn role_moves_accounts_between_admin_and_user_only() {
 
     // A user with sub-users stays a user.
     s.edit_account(sub.id, |a| a.parent_id = Some(bob.id));
+    // Indexed under its parent as the admin API's create does.
+    s.app
+        .store
+        .write_blocking(|tx| tx.link_subuser(bob.id, sub.id))
+        .unwrap();
     assert_eq!(
         update(&mut ws, json!(bob.id), json!({"role": 0})).await,
         error(

@@ -2,14 +2,17 @@
 //! handshake and each socket's life — its own task reading one frame at a time, paced so a
 //! flood from one socket cannot starve the others, pings every 30 s, closes after 2 min without
 //! traffic, a message size limit, and caps on sockets per account and in total. What the
-//! actions do is in `actions`; the counts and timing in `registry`.
+//! actions do is in `actions`, what a frame's envelope and errors look like in `protocol`, how
+//! a `user/update` is decoded in `patch`; the counts and timing in `crate::sockets`.
 
 mod actions;
-mod registry;
+mod patch;
+mod protocol;
 
 /// The frame decoder and one socket's action state, for the fuzz target `ws_frame`.
-pub use actions::{decode_user_update, malformed, Session as SocketSession};
-pub use registry::{AccountSlot, SocketSlot, SocketTiming, Sockets, MAX_SOCKETS_PER_ACCOUNT};
+pub use actions::SocketSession;
+pub use patch::decode_user_update;
+pub use protocol::malformed;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -29,9 +32,11 @@ use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
 
+use crate::app::App;
 use crate::auth::ClientMeta;
 use crate::error::{json_response, ApiError, Body};
-use crate::App;
+use crate::handlers::sane_host;
+use crate::shutdown::Shutdown;
 
 /// Largest message (and frame) a client may send: `data` may be 64 KiB serialized, and the
 /// rest of a `user/update` (and a client's pretty-printing) needs room around it.
@@ -75,6 +80,7 @@ pub async fn upgrade(
     app: Arc<App>,
     mut req: hyper::Request<hyper::body::Incoming>,
     peer: SocketAddr,
+    shutdown: Shutdown,
 ) -> Result<Response<Body>, ApiError> {
     let key = match handshake_key(req.headers()) {
         Ok(key) => key,
@@ -98,9 +104,9 @@ pub async fn upgrade(
                     Some(socket_config()),
                 )
                 .await;
-                let session = actions::Session::new(app.clone(), meta, rest_url);
+                let session = SocketSession::new(app.clone(), meta, rest_url);
                 tracing::debug!(%peer, "WebSocket opened");
-                serve_socket(&app, ws, session, peer).await;
+                serve_socket(&app, ws, session, peer, shutdown).await;
                 tracing::debug!(%peer, "WebSocket closed");
             }
             Err(e) => tracing::debug!(%peer, error = %e, "WebSocket upgrade failed"),
@@ -183,13 +189,7 @@ fn handshake_key(headers: &HeaderMap) -> Result<String, Refusal> {
 
 /// `restServerUrl` of `server/info`: this box's REST API, as the client reached it.
 fn rest_server_url(headers: &HeaderMap) -> String {
-    let host = headers
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .filter(|h| {
-            !h.is_empty() && h.len() <= 255 && !h.contains(['/', ' ', '"', '\\', '?', '#', '@'])
-        })
-        .unwrap_or("vms.local");
+    let host = sane_host(headers).unwrap_or("vms.local");
     format!("https://{host}/api/v1")
 }
 
@@ -287,13 +287,17 @@ fn binary_refusal() -> Message {
 
 /// One socket, until the client leaves, it idles out, the server shuts down, or it breaks the
 /// protocol. Frames are handled strictly one after another.
-async fn serve_socket(app: &App, mut ws: Socket, mut session: actions::Session, peer: SocketAddr) {
+async fn serve_socket(
+    app: &App,
+    mut ws: Socket,
+    mut session: SocketSession,
+    peer: SocketAddr,
+    mut shutdown: Shutdown,
+) {
     let timing = app.sockets.timing();
-    // The tick also notices shutdown, so it runs at least once a second.
     let period = timing
         .ping_every
         .min(timing.idle_timeout / 4)
-        .min(Duration::from_secs(1))
         .max(Duration::from_millis(10));
     let mut tick = tokio::time::interval(period);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -334,11 +338,11 @@ async fn serve_socket(app: &App, mut ws: Socket, mut session: actions::Session, 
                 // Let every other socket's task run before this one takes its next frame.
                 tokio::task::yield_now().await;
             }
+            _ = shutdown.wait() => {
+                close(&mut ws, CloseCode::Away, "server shutting down").await;
+                break;
+            }
             _ = tick.tick() => {
-                if app.is_shutting_down() {
-                    close(&mut ws, CloseCode::Away, "server shutting down").await;
-                    break;
-                }
                 if last_seen.elapsed() >= timing.idle_timeout {
                     tracing::debug!(%peer, "WebSocket idle; closing");
                     close(&mut ws, CloseCode::Normal, "idle timeout").await;

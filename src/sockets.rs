@@ -1,7 +1,6 @@
 //! The socket registry (`App::sockets`): how many WebSockets are open in total and per
-//! account, the RAII slots that keep those counts right however a socket ends, the keep-alive
-//! timing every socket reads when it starts, and the lock that serialises role and status
-//! changes made over sockets.
+//! account, the RAII slots that keep those counts right however a socket ends, and the
+//! keep-alive timing every socket reads when it starts.
 //!
 //! Upgraded connections leave hyper's connection accounting (the server's connection permit
 //! is released once the upgrade is handed over), so this registry is what bounds them.
@@ -53,9 +52,6 @@ impl Inner {
 #[derive(Default)]
 pub struct Sockets {
     inner: Arc<Inner>,
-    /// Held from the "another active administrator remains" check to the commit, so two
-    /// sockets cannot each demote or disable one of the last two administrators.
-    role_changes: tokio::sync::Mutex<()>,
 }
 
 /// One open socket; dropping it frees its place in the total.
@@ -117,10 +113,6 @@ impl Sockets {
 
     pub fn timing(&self) -> SocketTiming {
         *self.inner.timing.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    pub(super) fn role_changes(&self) -> &tokio::sync::Mutex<()> {
-        &self.role_changes
     }
 
     /// Changes the timing of sockets opened from now on (embedding and tests; the daemon

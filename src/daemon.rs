@@ -1,0 +1,197 @@
+//! `vmsd serve` once its listeners are open (`Daemon::open`, then `Daemon::run`): the TLS
+//! configuration, the store (`App`) and its first admin, the background tasks (housekeeping,
+//! the systemd watchdog, certificate reloads), readiness, the server, and on `stop` the
+//! bounded drain and the final flush. The process's signals are `main`'s: it turns
+//! SIGTERM/SIGINT into `stop` and SIGHUP into `reload`, so tests run the whole daemon
+//! in-process.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio::sync::Notify;
+
+use crate::accounts;
+use crate::app::{App, StartError};
+use crate::config::Config;
+use crate::shutdown::{self, Shutdown};
+use crate::systemd::{self, Notifier};
+use crate::tls::{self, CertReloader};
+use crate::{housekeeping, server};
+
+/// An opened daemon, not yet serving: its listeners, TLS configuration and `App`.
+pub struct Daemon {
+    app: Arc<App>,
+    listeners: Vec<TcpListener>,
+    addrs: Vec<SocketAddr>,
+    tls_config: Arc<rustls::ServerConfig>,
+    reloader: Arc<CertReloader>,
+}
+
+impl Daemon {
+    /// Prepares the TLS configuration (generating a certificate that names the listeners'
+    /// addresses on a first start) and opens the `App`, creating the first admin on an
+    /// empty store with `admin_password` (`vmsd serve` passes `VMSD_ADMIN_PASSWORD`) or a
+    /// random one. Blocking: it reads and writes files and may hash a password.
+    pub fn open(
+        config: Config,
+        listeners: Vec<TcpListener>,
+        admin_password: Option<String>,
+    ) -> Result<Daemon, String> {
+        let addrs: Vec<SocketAddr> = listeners
+            .iter()
+            .filter_map(|l| l.local_addr().ok())
+            .collect();
+        let ips = certificate_ips(&addrs);
+        let (tls_config, reloader) =
+            tls::server_config(&config.tls, &config.data_dir, &ips).map_err(|e| e.to_string())?;
+        let app = open_app(config, admin_password).map_err(|e| e.to_string())?;
+        Ok(Daemon {
+            app,
+            listeners,
+            addrs,
+            tls_config,
+            reloader,
+        })
+    }
+
+    pub fn app(&self) -> Arc<App> {
+        self.app.clone()
+    }
+
+    /// Serves until `stop` completes; `reload` re-reads the TLS certificate. Then drains
+    /// (bounded by `limits.shutdown_grace`), persists last-use times and flushes the store.
+    pub async fn run(
+        self,
+        stop: impl Future<Output = ()>,
+        reload: Arc<Notify>,
+    ) -> Result<(), String> {
+        let Daemon {
+            app,
+            listeners,
+            addrs,
+            tls_config,
+            reloader,
+        } = self;
+        let notifier = Arc::new(Notifier::from_env());
+        let (trigger, shutdown) = shutdown::channel();
+        tokio::spawn(housekeeping::run(app.clone(), shutdown.clone()));
+        if let Some(interval) = systemd::watchdog_interval() {
+            let probe_app = app.clone();
+            tokio::spawn(systemd::run_watchdog(
+                notifier.clone(),
+                interval,
+                move || {
+                    let app = probe_app.clone();
+                    async move {
+                        tokio::task::spawn_blocking(move || app.store.probe().is_ok())
+                            .await
+                            .unwrap_or(false)
+                    }
+                },
+                shutdown.receiver(),
+            ));
+        }
+        tokio::spawn(reload_certificates(
+            reloader,
+            reload,
+            notifier.clone(),
+            shutdown.clone(),
+        ));
+        let listening = addrs
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(", ");
+        tracing::info!(listen = %listening, "vmsd {} serving on {listening}", env!("CARGO_PKG_VERSION"));
+        notifier.ready(&format!("serving on {listening}"));
+
+        let server = tokio::spawn(server::run(
+            listeners,
+            app.clone(),
+            tls_config,
+            shutdown.clone(),
+        ));
+        stop.await;
+        notifier.stopping();
+        trigger.trigger();
+        if let Err(e) = server.await {
+            tracing::error!(error = %e, "server task failed");
+        }
+        housekeeping::persist_last_used(&app);
+        app.store
+            .flush()
+            .await
+            .map_err(|e| format!("final flush failed: {e}"))?;
+        tracing::info!("vmsd stopped");
+        Ok(())
+    }
+}
+
+/// Opens the `App` and, on an empty store, creates the first admin with `admin_password` or
+/// a random one written to the data dir.
+pub fn open_app(config: Config, admin_password: Option<String>) -> Result<Arc<App>, StartError> {
+    let app = App::open(config)?;
+    accounts::create_first_admin(&app, admin_password)?;
+    Ok(Arc::new(app))
+}
+
+/// Re-reads the certificate on each `reload` until shutdown; a failed reload keeps the old one.
+async fn reload_certificates(
+    reloader: Arc<CertReloader>,
+    reload: Arc<Notify>,
+    notifier: Arc<Notifier>,
+    mut shutdown: Shutdown,
+) {
+    loop {
+        tokio::select! {
+            _ = shutdown.wait() => return,
+            _ = reload.notified() => {}
+        }
+        notifier.reloading();
+        let r = reloader.clone();
+        match tokio::task::spawn_blocking(move || r.reload()).await {
+            Ok(Ok(fp)) => {
+                tracing::info!(fingerprint = %fp, "TLS certificate reloaded, fingerprint {fp}")
+            }
+            Ok(Err(e)) => {
+                tracing::error!(error = %e, "TLS reload failed; keeping the old certificate")
+            }
+            Err(e) => tracing::error!(error = %e, "TLS reload task failed"),
+        }
+        notifier.ready("serving");
+    }
+}
+
+/// The addresses a generated certificate should name: each listen address, or every address
+/// of the box's interfaces for a wildcard listener (socket activation hands over `[::]:443`),
+/// so that clients reaching the box by IP see a matching certificate.
+fn certificate_ips(addrs: &[SocketAddr]) -> Vec<std::net::IpAddr> {
+    let mut ips: Vec<std::net::IpAddr> = addrs
+        .iter()
+        .map(SocketAddr::ip)
+        .filter(|ip| !ip.is_unspecified())
+        .collect();
+    if addrs.iter().any(|a| a.ip().is_unspecified()) {
+        if let Ok(interfaces) = nix::ifaddrs::getifaddrs() {
+            for interface in interfaces {
+                let Some(address) = interface.address else {
+                    continue;
+                };
+                if let Some(v4) = address.as_sockaddr_in() {
+                    ips.push(std::net::IpAddr::V4(v4.ip()));
+                } else if let Some(v6) = address.as_sockaddr_in6() {
+                    let ip = v6.ip();
+                    // Link-local addresses need a scope id and are never typed into a client.
+                    if ip.segments()[0] & 0xffc0 != 0xfe80 {
+                        ips.push(std::net::IpAddr::V6(ip));
+                    }
+                }
+            }
+        }
+    }
+    ips.sort();
+    ips.dedup();
+    ips
+}

@@ -1,0 +1,382 @@
+//! The login of SPEC §3 and the session routes around it: login with its failure, lockout,
+//! throttling and session-limit rules (`LoginError`), logout, revoking one's own sessions,
+//! and the session list's items.
+
+use serde_json::{json, Map, Value};
+
+use crate::accounts::audit_entry;
+use crate::app::App;
+use crate::auth::{new_token, Caller, ClientMeta, NoRandomness};
+use crate::model::{
+    login_key, now, Account, AuditEntry, Session, UserType, STATUS_DISABLED, STATUS_LOCKED,
+};
+use crate::password::HashError;
+use crate::store::{StoreError, TokenHash, TxError};
+use crate::validate::{self, FieldErrors, Input};
+
+/// A session counts as online when used within this window (SPEC §3).
+const ONLINE_WINDOW_SECS: i64 = 300;
+
+/// Which accounts a login route admits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LoginKind {
+    /// `POST /api/v1/token`: user, subuser, special.
+    Client,
+    /// `POST /api/admin/v1/auth/token`: admin only.
+    Admin,
+    /// The WebSocket `token` action: any account.
+    Any,
+}
+
+impl LoginKind {
+    fn admits(self, t: UserType) -> bool {
+        match self {
+            LoginKind::Client => t != UserType::Admin,
+            LoginKind::Admin => t == UserType::Admin,
+            LoginKind::Any => true,
+        }
+    }
+}
+
+/// What a successful login hands back: the token is shown to its owner here only.
+pub struct Login {
+    pub account: Account,
+    pub token: String,
+    pub session: Session,
+}
+
+/// Why a login did not open a session. REST (`error.rs`) and the DeviceHive socket each map
+/// it in one exhaustive `match`.
+#[derive(Debug)]
+pub enum LoginError {
+    /// The request lacks a login or a password, or has the wrong types.
+    Invalid(FieldErrors),
+    /// Unknown login or wrong password: the same answer for both.
+    BadCredentials,
+    Disabled,
+    /// A temporary user past its `expired_at`.
+    Expired,
+    /// Locked out after failed logins, or locked by an admin (status 1).
+    LockedOut {
+        retry_after: u64,
+    },
+    /// Too many attempts from this IP address.
+    Throttled {
+        retry_after: u64,
+    },
+    /// The account has `sessions_limit` sessions; the client picks one to evict.
+    SessionLimit {
+        sessions: Vec<Value>,
+        limit: usize,
+    },
+    /// The password hashing queue is full: try again.
+    Busy,
+    /// Storage, hashing or randomness failed: for the log only.
+    Internal(String),
+}
+
+impl std::fmt::Display for LoginError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            LoginError::Invalid(_) => f.write_str("invalid login request"),
+            LoginError::BadCredentials => f.write_str("wrong login or password"),
+            LoginError::Disabled => f.write_str("the account is disabled"),
+            LoginError::Expired => f.write_str("the account has expired"),
+            LoginError::LockedOut { retry_after } => write!(f, "locked out for {retry_after} s"),
+            LoginError::Throttled { retry_after } => write!(f, "throttled for {retry_after} s"),
+            LoginError::SessionLimit { limit, .. } => write!(f, "session limit {limit} reached"),
+            LoginError::Busy => f.write_str("password hashing queue full"),
+            LoginError::Internal(cause) => write!(f, "internal error: {cause}"),
+        }
+    }
+}
+
+impl std::error::Error for LoginError {}
+
+impl From<StoreError> for LoginError {
+    fn from(e: StoreError) -> Self {
+        LoginError::Internal(e.to_string())
+    }
+}
+
+impl From<TxError<LoginError>> for LoginError {
+    fn from(e: TxError<LoginError>) -> Self {
+        match e {
+            TxError::Abort(e) => e,
+            TxError::Store(e) => e.into(),
+        }
+    }
+}
+
+impl From<HashError> for LoginError {
+    fn from(e: HashError) -> Self {
+        match e {
+            HashError::Busy => LoginError::Busy,
+            HashError::Failed(cause) => LoginError::Internal(cause),
+        }
+    }
+}
+
+impl From<NoRandomness> for LoginError {
+    fn from(e: NoRandomness) -> Self {
+        LoginError::Internal(e.to_string())
+    }
+}
+
+/// Writes an audit entry on its own (login failures, lockouts) and makes it durable.
+async fn audit_alone(app: &App, entry: AuditEntry) -> Result<(), StoreError> {
+    app.store.write(|tx| tx.audit(&entry)).await
+}
+
+/// The whole login of SPEC §3 for one route. `body` is the request object.
+pub async fn login(
+    app: &App,
+    body: &Map<String, Value>,
+    kind: LoginKind,
+    meta: &ClientMeta,
+) -> Result<Login, LoginError> {
+    let mut input = Input::new(body);
+    let login = input.required_string("login", 255);
+    let password = input.required_string("password", 1024);
+    let session_id = match input.raw("session_id") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) if s == "null" || s.is_empty() => None,
+        Some(Value::String(s)) => Some(s.clone()),
+        Some(_) => {
+            input.error("session_id", validate::msg_string("session_id"));
+            None
+        }
+    };
+    input.finish().map_err(LoginError::Invalid)?;
+    let (Some(login), Some(password)) = (login, password) else {
+        return Err(LoginError::Internal("validated fields missing".into()));
+    };
+    let auth_cfg = &app.config.auth;
+
+    if let Some(ip) = meta.ip {
+        if let Err(retry_after) =
+            app.throttle
+                .throttle_ip(ip, auth_cfg.ip_login_limit, auth_cfg.ip_login_window)
+        {
+            tracing::warn!(%ip, "login throttled for this address");
+            return Err(LoginError::Throttled { retry_after });
+        }
+    }
+
+    let account = app
+        .store
+        .account_by_login(&login_key(&login))?
+        .filter(|a| kind.admits(a.user_type));
+    let Some(account) = account else {
+        // Same work and same answer as a wrong password.
+        app.hasher.verify(password, None).await?;
+        audit_alone(
+            app,
+            audit_entry(app, None, "login_failed", None, &["login"]),
+        )
+        .await?;
+        return Err(LoginError::BadCredentials);
+    };
+
+    if account.status == STATUS_LOCKED {
+        return Err(LoginError::LockedOut {
+            retry_after: auth_cfg.lockout_duration.as_secs(),
+        });
+    }
+    let admission = app
+        .throttle
+        .admission(account.id, auth_cfg.lockout_threshold)
+        .map_err(|retry_after| LoginError::LockedOut { retry_after })?;
+    // A 503 from a full hashing queue drops the admission unsettled: no failure is counted.
+    let ok = app
+        .hasher
+        .verify(password, Some(account.password_hash.clone()))
+        .await?;
+    let locked_now = admission.settle(ok, auth_cfg.lockout_threshold, auth_cfg.lockout_duration);
+    if !ok {
+        audit_alone(
+            app,
+            audit_entry(app, None, "login_failed", Some(account.id), &["password"]),
+        )
+        .await?;
+        if locked_now {
+            tracing::warn!(
+                user_id = account.id,
+                "account {} locked out after failed logins",
+                account.id
+            );
+            audit_alone(
+                app,
+                audit_entry(app, None, "lockout", Some(account.id), &["status"]),
+            )
+            .await?;
+        }
+        return Err(LoginError::BadCredentials);
+    }
+    let at = now();
+    if account.status == STATUS_DISABLED {
+        return Err(LoginError::Disabled);
+    }
+    if account.is_expired(at) {
+        return Err(LoginError::Expired);
+    }
+
+    let (token, hash, access_token_id) = new_token()?;
+    let ttl = match account.user_type {
+        UserType::Admin => auth_cfg.admin_token_ttl,
+        _ => auth_cfg.client_token_ttl,
+    };
+    let session = Session {
+        account_id: account.id,
+        access_token_id,
+        device: meta.device.clone(),
+        client: meta.client.clone(),
+        user_agent: meta.user_agent.clone(),
+        ip: meta.ip.map(|ip| ip.to_string()),
+        created_at: at,
+        expires_at: at.saturating_add(i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX)),
+        last_used: Some(at),
+    };
+    let limit = auth_cfg.sessions_limit;
+    let evict_entry = audit_entry(
+        app,
+        Some(account.id),
+        "session_revoked",
+        Some(account.id),
+        &["session"],
+    );
+    let account = app
+        .store
+        .commit(|tx| {
+            let mut account = tx
+                .account(session.account_id)?
+                .ok_or(TxError::Abort(LoginError::BadCredentials))?;
+            let mut evicted = false;
+            // A login from a device that already has a session replaces that session.
+            let mut hashes = tx.session_hashes(account.id)?;
+            if let Some(device) = &session.device {
+                for h in &hashes {
+                    if let Some(s) = tx.session(h)? {
+                        if s.device.as_deref() == Some(device.as_str()) {
+                            tx.remove_session(h)?;
+                        }
+                    }
+                }
+            }
+            if let Some(id) = &session_id {
+                if let Some(h) = tx.hash_by_token_id(id)? {
+                    if tx.session(&h)?.is_some_and(|s| s.account_id == account.id) {
+                        tx.remove_session(&h)?;
+                        evicted = true;
+                    }
+                }
+            }
+            hashes = tx.session_hashes(account.id)?;
+            if hashes.len() >= limit {
+                let mut list = Vec::new();
+                for h in &hashes {
+                    if let Some(s) = tx.session(h)? {
+                        list.push(session_view(app, h, &s, None));
+                    }
+                }
+                return Err(TxError::Abort(LoginError::SessionLimit {
+                    sessions: list,
+                    limit,
+                }));
+            }
+            tx.add_session(&hash, &session)?;
+            if evicted {
+                tx.audit(&evict_entry)?;
+            }
+            account.last_login = Some(at);
+            tx.rewrite_account(&account)?;
+            Ok(account)
+        })
+        .await?;
+    tracing::info!(user_id = account.id, "user {} logged in", account.id);
+    Ok(Login {
+        account,
+        token,
+        session,
+    })
+}
+
+/// One item of `GET /api/v1/sessions` (and of the 419 answer).
+pub fn session_view(
+    app: &App,
+    hash: &TokenHash,
+    s: &Session,
+    current: Option<&TokenHash>,
+) -> Value {
+    let last = [app.store.noted_last_use(hash), s.last_used]
+        .into_iter()
+        .flatten()
+        .max();
+    json!({
+        "id": s.access_token_id,
+        "online": last.is_some_and(|l| now() - l < ONLINE_WINDOW_SECS),
+        "last": last,
+        "user_agent": s.user_agent,
+        "client": s.client,
+        "ip": s.ip,
+        "is_current": current == Some(hash),
+    })
+}
+
+/// Revokes the caller's own session (logout).
+pub async fn logout(app: &App, caller: &Caller) -> Result<(), StoreError> {
+    let entry = audit_entry(
+        app,
+        Some(caller.account.id),
+        "logout",
+        Some(caller.account.id),
+        &["session"],
+    );
+    app.store
+        .write(|tx| {
+            tx.remove_session(&caller.token_hash)?;
+            tx.audit(&entry)
+        })
+        .await
+}
+
+/// Revokes one of the caller's sessions by its public id. False (nothing written) when no
+/// session of the caller has that id.
+pub async fn revoke_session(
+    app: &App,
+    caller: &Caller,
+    access_token_id: &str,
+) -> Result<bool, StoreError> {
+    let entry = audit_entry(
+        app,
+        Some(caller.account.id),
+        "session_revoked",
+        Some(caller.account.id),
+        &["session"],
+    );
+    let revoked = app
+        .store
+        .commit(|tx| {
+            let hash = tx.hash_by_token_id(access_token_id)?;
+            let theirs = match hash {
+                Some(hash) => tx
+                    .session(&hash)?
+                    .is_some_and(|s| s.account_id == caller.account.id)
+                    .then_some(hash),
+                None => None,
+            };
+            let Some(hash) = theirs else {
+                // Nothing to write: an abort, so that no flush is waited for.
+                return Err(TxError::Abort(()));
+            };
+            tx.remove_session(&hash)?;
+            tx.audit(&entry)?;
+            Ok(())
+        })
+        .await;
+    match revoked {
+        Ok(()) => Ok(true),
+        Err(TxError::Abort(())) => Ok(false),
+        Err(TxError::Store(e)) => Err(e),
+    }
+}
