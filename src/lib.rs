@@ -16,6 +16,8 @@
 //! - `logging`  — journald or stderr, never both.
 //! - `shutdown` — the shutdown signal shared by the server and background tasks.
 //! - `backup`   — `vmsd backup` / `vmsd restore`: the versioned export file.
+//! - `stream_token` — the signed stream tokens of stream URLs (SPEC §8).
+//! - `media_hook` — decoding of a media server's authorization request; camera matching by path.
 #![forbid(unsafe_code)]
 
 pub mod auth;
@@ -24,12 +26,14 @@ pub mod config;
 pub mod error;
 pub mod handlers;
 pub mod logging;
+pub mod media_hook;
 pub mod model;
 pub mod password;
 pub mod router;
 pub mod server;
 pub mod shutdown;
 pub mod store;
+pub mod stream_token;
 pub mod systemd;
 pub mod tls;
 pub mod validate;
