@@ -22,6 +22,14 @@ const ARGON2_MAX_MEMORY_KIB: i64 = 1_048_576;
 /// Upper bound of `limits.max_body_bytes` (64 MiB); the API only takes small JSON bodies.
 const MAX_BODY_BYTES_LIMIT: i64 = 64 * 1024 * 1024;
 
+/// Bounds of `media.stream_token_ttl`: under a minute a player could not even fetch its playlist
+/// before the token died; past 30 days a leaked stream URL stays useful for too long.
+const STREAM_TOKEN_TTL_MIN: Duration = Duration::from_secs(MINUTE);
+const STREAM_TOKEN_TTL_MAX: Duration = Duration::from_secs(30 * DAY);
+
+/// Longest accepted `media.hls_url` / `media.rtsp_url` template.
+const URL_TEMPLATE_MAX_CHARS: usize = 1024;
+
 const DURATION_HINT: &str =
     "a duration greater than zero like \"500ms\", \"10s\", \"15m\", \"12h\" or \"30d\"";
 
@@ -37,6 +45,8 @@ pub struct Config {
     pub limits: LimitsConfig,
     pub license: LicenseConfig,
     pub locales: LocalesConfig,
+    pub store: StoreConfig,
+    pub media: MediaConfig,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -92,6 +102,28 @@ pub struct LocalesConfig {
     pub available: Vec<String>,
 }
 
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreConfig {
+    /// sled's page cache bound in MiB.
+    pub cache_mib: u64,
+}
+
+/// SPEC §8: how stream URLs are built and how the media server's authorization hook is reached.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MediaConfig {
+    /// The plain-HTTP hook listener; `None` when the file sets `""`. Always a loopback
+    /// address: the hook speaks plain HTTP and trusts its caller to be the box's media server.
+    pub hook_listen: Option<SocketAddr>,
+    /// Stream URL templates with the placeholders `{host}`, `{path}` and `{token}`.
+    pub hls_url: String,
+    pub rtsp_url: String,
+    /// Appended to a camera's `media_path` for `type=low`.
+    pub low_suffix: String,
+    /// Stripped from nginx's `X-Original-URI` before a camera is matched; "" or starts with "/".
+    pub uri_prefix: String,
+    pub stream_token_ttl: Duration,
+}
+
 impl Default for Config {
     fn default() -> Self {
         Config {
@@ -134,6 +166,15 @@ impl Default for Config {
             },
             locales: LocalesConfig {
                 available: vec!["en".to_owned(), "ru".to_owned()],
+            },
+            store: StoreConfig { cache_mib: 8 },
+            media: MediaConfig {
+                hook_listen: Some(SocketAddr::from(([127, 0, 0, 1], 8181))),
+                hls_url: "https://{host}:8888/{path}/index.m3u8?token={token}".to_owned(),
+                rtsp_url: "rtsp://{host}:8554/{path}?token={token}".to_owned(),
+                low_suffix: "_low".to_owned(),
+                uri_prefix: String::new(),
+                stream_token_ttl: Duration::from_secs(12 * HOUR),
             },
         }
     }
@@ -321,6 +362,30 @@ impl Walker {
         }
     }
 
+    /// A duration within `lo..=hi`; the message names the bounds in the file's own notation.
+    fn duration_within(
+        &mut self,
+        s: Section<'_>,
+        key: &str,
+        (lo, lo_text): (Duration, &str),
+        (hi, hi_text): (Duration, &str),
+        slot: &mut Duration,
+    ) {
+        let Some(v) = s.get(key) else { return };
+        let parsed = match v {
+            Value::String(text) => parse_duration(text),
+            _ => None,
+        };
+        match parsed {
+            Some(d) if (lo..=hi).contains(&d) => *slot = d,
+            _ => self.expected(
+                &s.key(key),
+                &format!("a duration from \"{lo_text}\" to \"{hi_text}\" like \"12h\""),
+                v,
+            ),
+        }
+    }
+
     /// A string of `min..=max` characters.
     fn string(&mut self, s: Section<'_>, key: &str, min: usize, max: usize) -> Option<String> {
         let v = s.get(key)?;
@@ -363,7 +428,7 @@ impl Walker {
             top,
             &[
                 "listen", "data_dir", "log", "tls", "auth", "argon2", "limits", "license",
-                "locales",
+                "locales", "store", "media",
             ],
         );
 
@@ -400,6 +465,13 @@ impl Walker {
 
         let locales = self.section(root, "locales", &empty);
         self.locales(locales, &mut c.locales);
+
+        let store = self.section(root, "store", &empty);
+        self.unknown_keys(store, &["cache_mib"]);
+        self.int(store, "cache_mib", 1, 1024, &mut c.store.cache_mib);
+
+        let media = self.section(root, "media", &empty);
+        self.media(media, &mut c.media);
         c
     }
 
@@ -562,6 +634,137 @@ impl Walker {
         );
     }
 
+    fn media(&mut self, s: Section<'_>, m: &mut MediaConfig) {
+        self.unknown_keys(
+            s,
+            &[
+                "hook_listen",
+                "hls_url",
+                "rtsp_url",
+                "low_suffix",
+                "uri_prefix",
+                "stream_token_ttl",
+            ],
+        );
+        if let Some(v) = s.get("hook_listen") {
+            self.hook_listen(&s.key("hook_listen"), v, &mut m.hook_listen);
+        }
+        if let Some(template) = self.url_template(s, "hls_url") {
+            m.hls_url = template;
+        }
+        if let Some(template) = self.url_template(s, "rtsp_url") {
+            m.rtsp_url = template;
+        }
+        if let Some(v) = s.get("low_suffix") {
+            match v {
+                // The suffix lands in URLs and media-server path names as is, so it is limited
+                // to RFC 3986's unreserved characters: nothing to escape anywhere.
+                Value::String(suffix)
+                    if (1..=32).contains(&suffix.len())
+                        && suffix
+                            .bytes()
+                            .all(|b| b.is_ascii_alphanumeric() || b"._~-".contains(&b)) =>
+                {
+                    m.low_suffix = suffix.clone();
+                }
+                _ => self.expected(
+                    &s.key("low_suffix"),
+                    "1 to 32 characters from A-Z, a-z, 0-9, '.', '_', '~' and '-'",
+                    v,
+                ),
+            }
+        }
+        if let Some(v) = s.get("uri_prefix") {
+            match v {
+                Value::String(prefix)
+                    if prefix.is_empty()
+                        || (prefix.starts_with('/')
+                            && prefix.len() <= 256
+                            && !prefix.contains(['?', '#'])
+                            && prefix.chars().all(|c| c.is_ascii_graphic())) =>
+                {
+                    m.uri_prefix = prefix.clone();
+                }
+                _ => self.expected(
+                    &s.key("uri_prefix"),
+                    "\"\" or a URI path of up to 256 printable ASCII characters starting with \"/\" \
+                     (no '?' or '#')",
+                    v,
+                ),
+            }
+        }
+        self.duration_within(
+            s,
+            "stream_token_ttl",
+            (STREAM_TOKEN_TTL_MIN, "1m"),
+            (STREAM_TOKEN_TTL_MAX, "30d"),
+            &mut m.stream_token_ttl,
+        );
+    }
+
+    /// `media.hook_listen`: "" disables the hook; otherwise a loopback address, because the
+    /// hook is plain HTTP and answers whoever asks which tokens are valid.
+    fn hook_listen(&mut self, name: &str, v: &Value, slot: &mut Option<SocketAddr>) {
+        let parsed = match v {
+            Value::String(text) if text.is_empty() => {
+                *slot = None;
+                return;
+            }
+            Value::String(text) => text.parse::<SocketAddr>().ok(),
+            _ => None,
+        };
+        match parsed {
+            Some(addr) if addr.ip().is_loopback() => *slot = Some(addr),
+            Some(_) => self.errors.push(format!(
+                "{name}: must be a loopback address (127.0.0.0/8 or ::1), or \"\" to disable the hook, got {}",
+                describe(v)
+            )),
+            None => self.expected(
+                name,
+                "a loopback address like \"127.0.0.1:8181\", or \"\" to disable the hook",
+                v,
+            ),
+        }
+    }
+
+    /// A stream URL template: `{path}` and `{token}` are required (a URL without them would
+    /// name no camera or carry no authorization); `{host}` is optional; any other `{...}` is a
+    /// typo that would otherwise reach clients verbatim.
+    fn url_template(&mut self, s: Section<'_>, key: &str) -> Option<String> {
+        let v = s.get(key)?;
+        let name = s.key(key);
+        let what = format!(
+            "a URL template of at most {URL_TEMPLATE_MAX_CHARS} printable characters containing \
+             {{path}} and {{token}} (and optionally {{host}})"
+        );
+        let Value::String(template) = v else {
+            self.expected(&name, &what, v);
+            return None;
+        };
+        if template.chars().count() > URL_TEMPLATE_MAX_CHARS
+            || template
+                .chars()
+                .any(|c| c.is_whitespace() || c.is_control())
+            || !template.contains("{path}")
+            || !template.contains("{token}")
+        {
+            self.expected(&name, &what, v);
+            return None;
+        }
+        let unknown: Vec<&str> = placeholders(template)
+            .filter(|p| !matches!(*p, "{host}" | "{path}" | "{token}"))
+            .collect();
+        if !unknown.is_empty() {
+            self.errors.push(format!(
+                "{name}: unknown placeholder {} (the placeholders are {{host}}, {{path}} and {{token}}), got {}",
+                unknown.join(", "),
+                describe(v)
+            ));
+            return None;
+        }
+        Some(template.clone())
+    }
+
     fn locales(&mut self, s: Section<'_>, l: &mut LocalesConfig) {
         self.unknown_keys(s, &["available"]);
         let Some(items) = self.array(s, "available", "a non-empty array of locale codes") else {
@@ -601,6 +804,18 @@ impl Walker {
             l.available = codes;
         }
     }
+}
+
+/// Every `{...}` of a template, and an unclosed `{...` tail as written.
+fn placeholders(template: &str) -> impl Iterator<Item = &str> {
+    let mut rest = template;
+    std::iter::from_fn(move || {
+        let from = rest.get(rest.find('{')?..)?;
+        let len = from.find('}').map_or(from.len(), |end| end + 1);
+        let (found, tail) = from.split_at(len);
+        rest = tail;
+        Some(found)
+    })
 }
 
 #[cfg(test)]
@@ -650,6 +865,15 @@ audit_max_entries = 5000
 prefix = "LIC-ABCD-VA"
 [locales]
 available = ["en", "ru", "pt-BR"]
+[store]
+cache_mib = 64
+[media]
+hook_listen = "[::1]:9000"
+hls_url = "http://{host}/hls/{path}/index.m3u8?token={token}"
+rtsp_url = "rtsp://10.0.0.5:554/{path}?token={token}"
+low_suffix = ".sub"
+uri_prefix = "/hls"
+stream_token_ttl = "1h"
 "#;
 
     #[test]
@@ -682,6 +906,19 @@ available = ["en", "ru", "pt-BR"]
         assert_eq!(c.limits.shutdown_grace, Duration::from_secs(15));
         assert_eq!(c.license.prefix, "LIC-XXXX-VA");
         assert_eq!(c.locales.available, ["en", "ru"]);
+        assert_eq!(c.store.cache_mib, 8);
+        assert_eq!(
+            c.media.hook_listen,
+            Some("127.0.0.1:8181".parse::<SocketAddr>().unwrap())
+        );
+        assert_eq!(
+            c.media.hls_url,
+            "https://{host}:8888/{path}/index.m3u8?token={token}"
+        );
+        assert_eq!(c.media.rtsp_url, "rtsp://{host}:8554/{path}?token={token}");
+        assert_eq!(c.media.low_suffix, "_low");
+        assert_eq!(c.media.uri_prefix, "");
+        assert_eq!(c.media.stream_token_ttl, Duration::from_secs(12 * 3600));
     }
 
     #[test]
@@ -741,6 +978,167 @@ available = ["en", "ru", "pt-BR"]
         );
         assert_eq!(c.license.prefix, "LIC-ABCD-VA");
         assert_eq!(c.locales.available, ["en", "ru", "pt-BR"]);
+        assert_eq!(c.store, StoreConfig { cache_mib: 64 });
+        assert_eq!(
+            c.media,
+            MediaConfig {
+                hook_listen: Some("[::1]:9000".parse().unwrap()),
+                hls_url: "http://{host}/hls/{path}/index.m3u8?token={token}".to_owned(),
+                rtsp_url: "rtsp://10.0.0.5:554/{path}?token={token}".to_owned(),
+                low_suffix: ".sub".to_owned(),
+                uri_prefix: "/hls".to_owned(),
+                stream_token_ttl: Duration::from_secs(3600),
+            }
+        );
+    }
+
+    #[test]
+    fn store_cache_mib_range() {
+        assert_eq!(
+            parse_str("[store]\ncache_mib = 1").unwrap().store.cache_mib,
+            1
+        );
+        assert_eq!(
+            parse_str("[store]\ncache_mib = 1024")
+                .unwrap()
+                .store
+                .cache_mib,
+            1024
+        );
+        assert_eq!(
+            errors("[store]\ncache_mib = 0\nsize = 1"),
+            [
+                "unknown key 'store.size'",
+                "store.cache_mib: expected an integer from 1 to 1024, got 0",
+            ]
+        );
+        assert_eq!(
+            errors("[store]\ncache_mib = 1025"),
+            ["store.cache_mib: expected an integer from 1 to 1024, got 1025"]
+        );
+    }
+
+    #[test]
+    fn hook_listen_is_loopback_or_disabled() {
+        let hook = |text: &str| parse_str(&format!("[media]\nhook_listen = {text:?}"));
+        assert_eq!(hook("").unwrap().media.hook_listen, None);
+        for ok in ["127.0.0.1:8181", "127.8.9.10:1", "[::1]:8181"] {
+            assert_eq!(
+                hook(ok).unwrap().media.hook_listen,
+                Some(ok.parse().unwrap()),
+                "{ok}"
+            );
+        }
+        for public in [
+            "0.0.0.0:8181",
+            "192.168.1.10:8181",
+            "[::]:8181",
+            "[::ffff:127.0.0.1]:8181",
+        ] {
+            assert_eq!(
+                errors(&format!("[media]\nhook_listen = {public:?}")),
+                [format!(
+                    "media.hook_listen: must be a loopback address (127.0.0.0/8 or ::1), \
+                     or \"\" to disable the hook, got {public:?}"
+                )]
+            );
+        }
+        let e = errors("[media]\nhook_listen = \"localhost:8181\"");
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert!(
+            e[0].starts_with("media.hook_listen: expected a loopback address"),
+            "{e:?}"
+        );
+        assert_eq!(errors("[media]\nhook_listen = 8181").len(), 1);
+    }
+
+    #[test]
+    fn url_templates_need_path_and_token() {
+        let template = |key: &str, t: &str| parse_str(&format!("[media]\n{key} = {t:?}"));
+        let c = template("rtsp_url", "rtsp://cams.example/{path}?token={token}").unwrap();
+        assert_eq!(c.media.rtsp_url, "rtsp://cams.example/{path}?token={token}");
+        for bad in [
+            "",
+            "https://{host}/{path}/index.m3u8",
+            "https://{host}/index.m3u8?token={token}",
+            "https://{host}/{path} ?token={token}",
+            "https://{host}/{path}?token={token}\n",
+        ] {
+            for key in ["hls_url", "rtsp_url"] {
+                let e = errors(&format!("[media]\n{key} = {bad:?}"));
+                assert_eq!(e.len(), 1, "{key} {bad:?}: {e:?}");
+                assert!(
+                    e[0].starts_with(&format!("media.{key}: expected a URL template")),
+                    "{e:?}"
+                );
+            }
+        }
+        let long = format!(
+            "https://{{host}}/{{path}}?token={{token}}&x={}",
+            "a".repeat(1024)
+        );
+        assert_eq!(errors(&format!("[media]\nhls_url = {long:?}")).len(), 1);
+        assert_eq!(errors("[media]\nhls_url = 5").len(), 1);
+        assert_eq!(
+            errors("[media]\nhls_url = \"https://{hots}/{path}?token={token}&x={oops\""),
+            [
+                "media.hls_url: unknown placeholder {hots}, {oops (the placeholders are {host}, \
+              {path} and {token}), got \"https://{hots}/{path}?token={token}&x={oops\""
+            ]
+        );
+    }
+
+    #[test]
+    fn media_suffix_prefix_and_ttl() {
+        let c = parse_str(
+            "[media]\nlow_suffix = \"-sub~2.x_\"\nuri_prefix = \"/\"\nstream_token_ttl = \"1m\"",
+        )
+        .unwrap();
+        assert_eq!(c.media.low_suffix, "-sub~2.x_");
+        assert_eq!(c.media.uri_prefix, "/");
+        assert_eq!(c.media.stream_token_ttl, Duration::from_secs(60));
+        let c = parse_str("[media]\nstream_token_ttl = \"30d\"").unwrap();
+        assert_eq!(c.media.stream_token_ttl, Duration::from_secs(30 * 86400));
+
+        let e = errors(&format!(
+            "[media]\nlow_suffix = \"{}\"\nuri_prefix = \"hls\"\nstream_token_ttl = \"59s\"\nbogus = 1",
+            "x".repeat(33)
+        ));
+        assert_eq!(e.len(), 4, "{e:?}");
+        assert_eq!(e[0], "unknown key 'media.bogus'");
+        assert!(
+            e[1].starts_with("media.low_suffix: expected 1 to 32 characters"),
+            "{e:?}"
+        );
+        assert!(
+            e[2].starts_with("media.uri_prefix: expected \"\" or a URI path"),
+            "{e:?}"
+        );
+        assert_eq!(
+            e[3],
+            "media.stream_token_ttl: expected a duration from \"1m\" to \"30d\" like \"12h\", got \"59s\""
+        );
+        for bad_suffix in ["", "_low/", "lo w", "_lów", "%20"] {
+            assert_eq!(
+                errors(&format!("[media]\nlow_suffix = {bad_suffix:?}")).len(),
+                1,
+                "{bad_suffix:?}"
+            );
+        }
+        for bad_prefix in ["/hls?x", "/h ls", "/hls#", "hls/"] {
+            assert_eq!(
+                errors(&format!("[media]\nuri_prefix = {bad_prefix:?}")).len(),
+                1,
+                "{bad_prefix:?}"
+            );
+        }
+        for bad_ttl in ["\"31d\"", "\"0s\"", "\"500ms\"", "43200"] {
+            assert_eq!(
+                errors(&format!("[media]\nstream_token_ttl = {bad_ttl}")).len(),
+                1,
+                "{bad_ttl}"
+            );
+        }
     }
 
     #[test]

@@ -26,6 +26,8 @@
 //! - `throttle`     — per-account lockout and per-IP login throttling, in memory.
 //! - `password`     — argon2id hashing off the runtime behind a bounded queue.
 //! - `sockets`      — the registry of open WebSockets.
+//! - `stream_token` — the signed stream tokens of stream URLs (SPEC §8).
+//! - `media_hook`   — decoding a media server's authorization request; camera matching by path.
 //!
 //! The wire
 //! - `router`       — maps method + path to an endpoint; 404/405.
@@ -47,6 +49,7 @@ pub mod handlers;
 pub mod housekeeping;
 pub mod logging;
 pub mod login;
+pub mod media_hook;
 pub mod model;
 pub mod password;
 pub mod permissions;
@@ -55,6 +58,7 @@ pub mod server;
 pub mod shutdown;
 pub mod sockets;
 pub mod store;
+pub mod stream_token;
 pub mod systemd;
 pub mod throttle;
 pub mod tls;
