@@ -161,8 +161,8 @@ pub fn client_user_view(
     prefix: &str,
 ) -> Value {
     serde_json::value::to_raw_value(&LicenseView { pools, prefix })
-        .and_then(|licences| {
-            serde_json::to_value(ClientUserView::new(account, access_token_id, &licences))
+        .and_then(|licenses| {
+            serde_json::to_value(ClientUserView::new(account, access_token_id, &licenses))
         })
         .unwrap_or(Value::Null)
 }
@@ -592,11 +592,11 @@ mod tests {
             })).collect::<Vec<_>>(),
             "language": account.language,
         });
-        let licences = serde_json::value::to_raw_value(&LicenseView {
+        let licenses = serde_json::value::to_raw_value(&LicenseView {
             pools: &pools,
             prefix: "LIC",
         })?;
-        let typed = serde_json::to_vec(&ClientUserView::new(&account, Some("tok"), &licences))?;
+        let typed = serde_json::to_vec(&ClientUserView::new(&account, Some("tok"), &licenses))?;
         assert_eq!(String::from_utf8(typed)?, serde_json::to_string(&expected)?);
         assert_eq!(
             client_user_view(&account, Some("tok"), &pools, "LIC"),

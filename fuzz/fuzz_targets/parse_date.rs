@@ -6,8 +6,9 @@
 
 use libfuzzer_sys::fuzz_target;
 use serde_json::{json, Map, Value};
-use vmsd::model::{fmt_model, fmt_resource, now};
+use vmsd::model::now;
 use vmsd::validate::{self, Input};
+use vmsd::views::{fmt_model, fmt_resource};
 
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {

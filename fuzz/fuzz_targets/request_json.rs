@@ -95,7 +95,7 @@ fuzz_target!(|data: &[u8]| {
     if let Some(login) = &login {
         assert!(!login.is_empty() && login.trim() == login && login.chars().count() <= 128);
         assert_ne!(
-            validate::login_key(login),
+            vmsd::model::login_key(login),
             vmsd_fuzz::TAKEN_LOGIN,
             "a taken login passed"
         );
@@ -106,7 +106,7 @@ fuzz_target!(|data: &[u8]| {
     if let Some(permissions) = &permissions {
         for id in permissions {
             assert!(
-                vmsd::model::PERMISSIONS.iter().any(|p| p.id == *id),
+                vmsd::permissions::PERMISSIONS.iter().any(|p| p.id == *id),
                 "permission {id}"
             );
         }
@@ -145,7 +145,8 @@ fuzz_target!(|data: &[u8]| {
 
 /// A validation failure renders as `{"message":"The given data was invalid.","errors":{...}}`
 /// with every field's messages a non-empty array of strings (and `field` among them if given).
-fn assert_422(e: ApiError, field: &str) {
+fn assert_422(e: impl Into<ApiError>, field: &str) {
+    let e: ApiError = e.into();
     assert!(
         matches!(e, ApiError::Validation(_)),
         "not a validation error: {e:?}"

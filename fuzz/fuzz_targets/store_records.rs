@@ -17,30 +17,13 @@ use libfuzzer_sys::fuzz_target;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use vmsd::auth::{authenticate_token, hash_token};
-use vmsd::error::ApiError;
-use vmsd::model::{
-    camera_summary_view, camera_view, client_user_view, dh_user_view, licence_usage,
-    special_user_view, Account, AuditEntry, Camera, CameraGroup, CameraGroupIndex, LicenseLevel,
-    Pool, Session,
+use vmsd::model::{Account, AuditEntry, Camera, CameraGroup, Session};
+use vmsd::permissions::{license_usage, LicenseLevel, Pool};
+use vmsd::store::{TxError, TREE_NAMES};
+use vmsd::views::{
+    audit_entry_view, camera_summary_view, camera_view, client_user_view, dh_user_view,
+    special_user_view, CameraGroupIndex,
 };
-use vmsd::store::TxError;
-
-const TREES: [&str; 14] = [
-    "meta",
-    "counters",
-    "accounts",
-    "login_accountid",
-    "tokenhash_session",
-    "accountid_tokenhashes",
-    "tokenid_tokenhash",
-    "audit",
-    "accountid_auditid",
-    "licensetype_pool",
-    "cameras",
-    "camera_groups",
-    "cameraid_accountids",
-    "parentid_subuserids",
-];
 
 const LOGINS: [&str; 3] = ["admin", "taken", "x"];
 const IDS: u64 = 8;
@@ -60,13 +43,13 @@ fuzz_target!(|data: &[u8]| {
         render_account(&account);
     }
     if let Ok(entry) = serde_json::from_slice::<AuditEntry>(data) {
-        let _ = entry.view();
+        let _ = audit_entry_view(&entry);
     }
 
     let [tree, shape, seed, value @ ..] = data else {
         return;
     };
-    let tree = TREES[usize::from(*tree) % TREES.len()];
+    let tree = TREE_NAMES[usize::from(*tree) % TREE_NAMES.len()];
     let key: Vec<u8> = match shape % 6 {
         0 => u64::from(seed % 8).to_be_bytes().to_vec(),
         1 => hash_token(&token(*seed)).to_vec(),
@@ -107,7 +90,7 @@ fn render_account(account: &Account) {
     let _ = client_user_view(account, Some("id"), &pools, "LIC");
     let _ = special_user_view(account, None, &pools);
     let _ = dh_user_view(account, true);
-    let _ = licence_usage(account);
+    let _ = license_usage(account);
     let _ = account.may_use_tokens(vmsd::model::now());
 }
 
@@ -119,9 +102,8 @@ fn read_everything(app: &vmsd::App) {
         let _ = store.camera_accounts(id);
         let _ = store.subuser_ids(id);
         let _ = store.account_events(id, 50);
-        let _ = store.audit_entry(id);
-        let _ = store.camera_raw::<Camera>(id);
-        let _ = store.camera_group_raw::<CameraGroup>(id);
+        let _ = store.camera(id);
+        let _ = store.camera_group(id);
     }
     for login in LOGINS {
         let _ = store.account_by_login(login);
@@ -132,8 +114,10 @@ fn read_everything(app: &vmsd::App) {
     let _ = store.is_empty();
     let _ = store.export_entries().count();
     let hashes: Vec<_> = store.all_sessions().filter_map(Result::ok).collect();
-    let touched: Vec<_> = hashes.iter().map(|(h, _)| (*h, 1)).collect();
-    let _ = store.touch_sessions(&touched);
+    for (hash, _) in &hashes {
+        store.touch_session(*hash, 1);
+    }
+    let _ = store.persist_last_used();
     for i in 0..4 {
         let _ = authenticate_token(app, &token(i));
     }
@@ -142,12 +126,8 @@ fn read_everything(app: &vmsd::App) {
     for account in &accounts {
         render_account(account);
     }
-    let groups = CameraGroupIndex::new(
-        store
-            .camera_groups_raw::<CameraGroup>()
-            .filter_map(Result::ok),
-    );
-    for camera in store.cameras_raw::<Camera>().filter_map(Result::ok) {
+    let groups = CameraGroupIndex::new(store.camera_groups().filter_map(Result::ok));
+    for camera in store.cameras().filter_map(Result::ok) {
         let _ = camera_view(&camera, &groups, None);
         let _ = camera_summary_view(&camera, &groups);
     }
@@ -157,14 +137,14 @@ fn read_everything(app: &vmsd::App) {
 
     // Every transactional reader and the account delete over damaged indexes, then an abort:
     // only decoding runs, nothing is written.
-    let r: Result<(), ApiError> = store.transaction(|tx| {
+    let r = store.commit_blocking(|tx| {
         for id in 0..IDS {
             let _ = tx.account(id);
             let _ = tx.session_hashes(id);
             let _ = tx.camera_accounts(id);
             let _ = tx.subuser_ids(id);
-            let _ = tx.camera_raw::<Camera>(id);
-            let _ = tx.camera_group_raw::<CameraGroup>(id);
+            let _ = tx.camera(id);
+            let _ = tx.camera_group(id);
         }
         for login in LOGINS {
             let _ = tx.account_id_by_login(login);
@@ -175,7 +155,7 @@ fn read_everything(app: &vmsd::App) {
         for account in &accounts {
             let _ = tx.delete_account(account);
         }
-        Err(TxError::Abort(ApiError::NotFound))
+        Err::<(), _>(TxError::Abort(()))
     });
     assert!(r.is_err());
 }

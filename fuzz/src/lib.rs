@@ -56,7 +56,8 @@ fn build() -> Result<Arc<App>, String> {
         },
         ..defaults
     };
-    let app = App::open(config, Some("fuzz-admin-password".into())).map_err(|e| e.to_string())?;
+    let app = vmsd::daemon::open_app(config, Some("fuzz-admin-password".into()))
+        .map_err(|e| e.to_string())?;
     // From JSON: serde fills every field the records default, and a record gaining a field
     // needs no change here.
     let camera = |id: u64| {
@@ -71,9 +72,9 @@ fn build() -> Result<Arc<App>, String> {
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| e.to_string())?;
     app.store
-        .transaction(|tx| {
+        .commit_blocking::<_, vmsd::store::LoginTaken>(|tx| {
             for camera in &cameras {
-                tx.put_camera_raw(camera.id, camera)?;
+                tx.put_camera(camera)?;
             }
             let account = serde_json::json!({
                 "id": tx.next_id("account")?, "user_type": "special", "login": TAKEN_LOGIN,
@@ -81,8 +82,8 @@ fn build() -> Result<Arc<App>, String> {
                 "can_update_password": true, "created_at": now(), "updated_at": now(),
             });
             let account: Account = serde_json::from_value(account)
-                .map_err(|e| vmsd::store::TxError::Corrupt(e.to_string()))?;
-            tx.put_account(&account, None, "login")
+                .map_err(|e| vmsd::store::StoreError::Corrupt(e.to_string()))?;
+            tx.put_account(&account)
         })
         .map_err(|e| e.to_string())?;
     Ok(app)

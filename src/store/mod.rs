@@ -88,6 +88,9 @@ impl From<std::io::Error> for StoreError {
 /// transactions; every other tree is in every transaction.
 macro_rules! trees {
     (outside: [$($out:ident),*], inside: [$($name:ident),* $(,)?]) => {
+        /// The name of every tree, in the order of a backup file.
+        pub const TREE_NAMES: &[&str] = &[$(stringify!($out),)* $(stringify!($name),)*];
+
         /// Every tree, by name. Names say what maps to what.
         struct Trees {
             $($out: Tree,)*

@@ -44,7 +44,7 @@ async fn pools(s: &TestServer, token: &str) -> [(u64, u64); 3] {
 }
 
 #[tokio::test]
-async fn licences_are_taken_per_camera_and_a_402_changes_nothing() {
+async fn licenses_are_taken_per_camera_and_a_402_changes_nothing() {
     let s = TestServer::start().await;
     let admin = s.admin_token().await;
     let cams: Vec<u64> = seed_cameras(&s, 4);
@@ -235,7 +235,7 @@ async fn licences_are_taken_per_camera_and_a_402_changes_nothing() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_admins_racing_for_the_last_licence_cannot_both_win() {
+async fn two_admins_racing_for_the_last_license_cannot_both_win() {
     let s = TestServer::start().await;
     let admin_a = s.admin_token().await;
     let admin_b = s.admin_token().await;
@@ -326,7 +326,7 @@ async fn two_admins_racing_for_the_last_licence_cannot_both_win() {
 /// The pools in a client's own view are kept in memory between writes: a licence change must
 /// show in the very next `GET /users/self`, and a refused one must change nothing.
 #[tokio::test]
-async fn a_clients_view_of_the_pools_follows_each_licence_change_at_once() {
+async fn a_clients_view_of_the_pools_follows_each_license_change_at_once() {
     let s = TestServer::start().await;
     let admin = s.admin_token().await;
     create_user(&s, &admin, "viewer", json!({})).await;

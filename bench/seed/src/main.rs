@@ -1,4 +1,4 @@
-//! Seeds a vmsd store for the benchmark through vmsd's own library: `App::open` (which
+//! Seeds a vmsd store for the benchmark through vmsd's own library: `daemon::open_app` (which
 //! creates the admin), store transactions for cameras, accounts, camera assignments (with the
 //! reverse index), licence pools and sessions, and vmsd's token and password hashing. Writes
 //! the fixture file the load client reads (tokens, logins, temporary users to attach to).
@@ -18,10 +18,9 @@ use std::fmt::Write as _;
 use std::path::Path;
 use std::time::Instant;
 
-use vmsd::model::{
-    licence_usage, now, Account, Camera, LicenseLevel, NewAccount, Pool, Session, UserType,
-};
-use vmsd::App;
+use vmsd::model::{now, Account, Camera, NewAccount, Session, UserType};
+use vmsd::permissions::{license_usage, LicenseLevel, Pool};
+use vmsd::store::LoginTaken;
 
 type SeedResult<T> = Result<T, Box<dyn Error>>;
 
@@ -129,14 +128,14 @@ fn main() -> SeedResult<()> {
     let config = vmsd::config::load(Path::new(&o.config)).map_err(|e| e.0.join("; "))?;
     let data_dir = config.data_dir.clone();
     let started = Instant::now();
-    let app = App::open(config, Some(o.password.clone()))?;
+    let app = vmsd::daemon::open_app(config, Some(o.password.clone()))?;
     let at = now();
     // One hash for every seeded account, made with the configured parameters: a login then
     // costs exactly what a real one does.
     let hash = app.hasher.hash_blocking(&o.password)?;
 
     for start in (0..CAMERAS).step_by(BATCH as usize) {
-        app.store.transaction(|tx| {
+        app.store.write_blocking(|tx| {
             for i in start..(start + BATCH).min(CAMERAS) {
                 let camera = Camera {
                     id: tx.next_id("camera")?,
@@ -151,7 +150,7 @@ fn main() -> SeedResult<()> {
                     created_at: at,
                     updated_at: at,
                 };
-                tx.put_camera_raw(camera.id, &camera)?;
+                tx.put_camera(&camera)?;
             }
             Ok(())
         })?;
@@ -196,7 +195,7 @@ fn main() -> SeedResult<()> {
             }
             batch.push(a);
         }
-        let ids = app.store.transaction(|tx| {
+        let ids = app.store.commit_blocking::<_, LoginTaken>(|tx| {
             let mut ids = Vec::with_capacity(batch.len());
             for template in &batch {
                 let mut account = template.clone();
@@ -204,13 +203,13 @@ fn main() -> SeedResult<()> {
                 for camera in &account.cameras {
                     tx.link_camera(*camera, account.id)?;
                 }
-                tx.put_account(&account, None, "login")?;
+                tx.put_account(&account)?;
                 ids.push(account.id);
             }
             Ok(ids)
         })?;
         for (account, id) in batch.iter().zip(ids) {
-            let u = licence_usage(account);
+            let u = license_usage(account);
             for (total, add) in usage.iter_mut().zip(u) {
                 *total += add;
             }
@@ -222,7 +221,7 @@ fn main() -> SeedResult<()> {
             }
         }
     }
-    app.store.transaction(|tx| {
+    app.store.write_blocking(|tx| {
         for level in LicenseLevel::ALL {
             let pool = Pool {
                 all: POOL_SIZE,
@@ -263,10 +262,9 @@ fn main() -> SeedResult<()> {
             last_used: Some(at),
         };
         app.store
-            .transaction(|tx| tx.add_session(&hash, &session))?;
+            .write_blocking(|tx| tx.add_session(&hash, &session))?;
         tokens.push((id, token));
     }
-    app.store.flush_blocking()?;
 
     let mut fixture = String::new();
     let mut tokens = tokens.into_iter();
