@@ -6,6 +6,7 @@
 //! - `server`   — the accept loop: TLS handshake, hyper HTTP/1.1 connections, limits, graceful drain.
 //! - `router`   — maps method + path to a handler; 404/405.
 //! - `handlers` — one file per API area (auth, self, admin, websocket, misc).
+//! - `push_protocol` — the Pusher protocol of SPEC §9, pure: frames, channel auth, close codes.
 //! - `error`    — `ApiError`, the one mapping from domain errors to status + Laravel body.
 //! - `auth`     — tokens, sessions, login rules, lockout and per-IP throttling.
 //! - `store`    — everything that touches sled: trees, id counters, transactions, flushes.
@@ -26,6 +27,7 @@ pub mod handlers;
 pub mod logging;
 pub mod model;
 pub mod password;
+pub mod push_protocol;
 pub mod router;
 pub mod server;
 pub mod shutdown;
