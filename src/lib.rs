@@ -28,6 +28,7 @@
 //! - `sockets`      — the registry of open WebSockets.
 //! - `stream_token` — the signed stream tokens of stream URLs (SPEC §8).
 //! - `media_hook`   — decoding a media server's authorization request; camera matching by path.
+//! - `push_protocol` — the Pusher Channels protocol: frames, channel auth, event payloads (SPEC §9).
 //!
 //! The wire
 //! - `router`       — maps method + path to an endpoint; 404/405.
@@ -53,6 +54,7 @@ pub mod media_hook;
 pub mod model;
 pub mod password;
 pub mod permissions;
+pub mod push_protocol;
 pub mod router;
 pub mod server;
 pub mod shutdown;
