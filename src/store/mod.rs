@@ -84,8 +84,8 @@ impl From<std::io::Error> for StoreError {
 }
 
 /// Declares every tree once: the `Trees` struct, its opening, the names a backup uses, and
-/// the transactional view `Tx` is built from. `meta` (the schema version) is outside
-/// transactions; every other tree is in every transaction.
+/// the transactional view `Tx` is built from. `meta` (the schema version) and `name_secret`
+/// are outside transactions; every other tree is in every transaction.
 macro_rules! trees {
     (outside: [$($out:ident),*], inside: [$($name:ident),* $(,)?]) => {
         /// The name of every tree, in the order of a backup file.
@@ -135,7 +135,7 @@ macro_rules! trees {
 }
 
 trees! {
-    outside: [meta],
+    outside: [meta, name_secret],
     inside: [
         counters,
         accounts,
@@ -212,6 +212,30 @@ fn account_audit_key(account_id: u64, audit_id: u64) -> [u8; 16] {
 /// Audit entries removed per transaction when pruning: small enough that a prune of a large
 /// backlog does not hold sled's write lock for long in one go.
 const AUDIT_PRUNE_BATCH: usize = 1000;
+
+/// Secrets the daemon generates once and keeps (`name_secret`): carried by backup and
+/// restore with everything else, so a restored box keeps issuing and checking the same
+/// signatures.
+impl Store {
+    /// The secret stored under `name`, or `fresh` stored (and flushed) now when there is none.
+    /// Two callers racing on a first start both get the one that was stored first.
+    pub fn secret_or_insert(&self, name: &str, fresh: &[u8]) -> Result<Vec<u8>, StoreError> {
+        let tree = &self.trees.name_secret;
+        if let Some(stored) = tree.get(name)? {
+            return Ok(stored.to_vec());
+        }
+        let won = tree
+            .compare_and_swap(name, None as Option<&[u8]>, Some(fresh))?
+            .is_ok();
+        if won {
+            self.db.flush()?;
+            self.cache.written();
+        }
+        tree.get(name)?
+            .map(|v| v.to_vec())
+            .ok_or_else(|| StoreError::Corrupt(format!("name_secret: {name} vanished")))
+    }
+}
 
 /// Typed reads outside transactions.
 impl Store {

@@ -445,3 +445,17 @@ fn a_second_open_is_reported_as_locked() -> Result<(), Box<dyn std::error::Error
     ));
     Ok(())
 }
+
+#[test]
+fn a_secret_is_generated_once_and_survives_reopen() -> Result<(), Box<dyn std::error::Error>> {
+    let dir = tempfile::tempdir()?;
+    {
+        let store = Store::open(dir.path(), 1 << 20)?;
+        assert_eq!(store.secret_or_insert("k", b"first")?, b"first");
+        assert_eq!(store.secret_or_insert("k", b"second")?, b"first");
+        assert_eq!(store.secret_or_insert("other", b"x")?, b"x");
+    }
+    let store = Store::open(dir.path(), 1 << 20)?;
+    assert_eq!(store.secret_or_insert("k", b"third")?, b"first");
+    Ok(())
+}
