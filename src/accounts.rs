@@ -7,18 +7,15 @@ use std::collections::{BTreeSet, HashMap};
 
 use serde_json::Value;
 
-use crate::app::{App, StartError, STORE_CACHE_BYTES};
+use crate::app::App;
 use crate::auth::Caller;
-use crate::config::Config;
-use crate::files::write_private;
 use crate::model::{
-    login_key, now, Account, AuditEntry, NewAccount, UnixTime, UserType, STATUS_ACTIVE,
-    STATUS_DISABLED, STATUS_LOCKED,
+    now, Account, AuditEntry, NewAccount, UnixTime, UserType, STATUS_ACTIVE, STATUS_DISABLED,
+    STATUS_LOCKED,
 };
-use crate::password::{self, HashError, Hasher};
+use crate::password::HashError;
 use crate::permissions::{admin_permissions, license_usage, LicenseLevel};
-use crate::store::{LoginTaken, Store, StoreError, TokenHash, Tx, TxError, TxResult};
-use crate::validate::{self, FieldErrors};
+use crate::store::{LoginTaken, StoreError, TokenHash, Tx, TxError, TxResult};
 
 /// Why a change to an account was refused or failed. REST (`error.rs`) and the DeviceHive
 /// socket (`handlers::websocket::protocol`) each map it in one exhaustive `match`.
@@ -734,98 +731,4 @@ fn apply_camera_changes(
         }
     }
     Ok(changed)
-}
-
-/// First start on an empty store: the `admin` account, with `VMSD_ADMIN_PASSWORD` or a
-/// random password written once to `<data_dir>/initial-admin-password` (0600).
-pub fn create_first_admin(app: &App, admin_password: Option<String>) -> Result<(), StartError> {
-    if app.store.account_count() > 0 {
-        return Ok(());
-    }
-    let (password, file) = match admin_password {
-        Some(p) if !p.is_empty() => (p, None),
-        _ => {
-            let p = password::random_password();
-            let path = app.config.data_dir.join("initial-admin-password");
-            write_private(&path, format!("{p}\n").as_bytes())
-                .map_err(|e| StartError::Other(format!("cannot write {}: {e}", path.display())))?;
-            (p, Some(path))
-        }
-    };
-    let hash = app
-        .hasher
-        .hash_blocking(&password)
-        .map_err(StartError::Other)?;
-    let request = NewAccountRequest::new(
-        UserType::Admin,
-        "admin".into(),
-        "Administrator".into(),
-        password,
-    );
-    let language = default_language(app);
-    let at = now();
-    app.store
-        .commit_blocking(|tx| insert(tx, &request, &hash, &language, at))
-        .map_err(|e| StartError::Store(format!("cannot create the first admin: {e}")))?;
-    match file {
-        Some(path) => tracing::info!(
-            path = %path.display(),
-            "created the admin account; its initial password is in {}",
-            path.display()
-        ),
-        None => {
-            tracing::info!("created the admin account with the password from VMSD_ADMIN_PASSWORD")
-        }
-    }
-    Ok(())
-}
-
-/// `vmsd admin reset-password`: offline, so it refuses while the daemon holds the database.
-/// A password change like any other: the account's sessions end, an audit entry records it.
-pub fn reset_password_offline(config: &Config, login: &str, password: &str) -> Result<(), String> {
-    let mut errors = FieldErrors::new();
-    validate::check_new_password(
-        &mut errors,
-        password,
-        Some(password),
-        config.auth.password_min_length,
-    );
-    if !errors.is_empty() {
-        return Err(errors.messages("password").join(" "));
-    }
-    let store = Store::open(&config.data_dir, STORE_CACHE_BYTES).map_err(|e| {
-        format!(
-            "cannot open the database in {} (is vmsd running? stop it first): {e}",
-            config.data_dir.display()
-        )
-    })?;
-    let hash = Hasher::new(&config.argon2)?.hash_blocking(password)?;
-    let entry = AuditEntry::new(
-        store.next_audit_id(),
-        None,
-        "password_reset",
-        "account",
-        None,
-        &["password"],
-    );
-    let at = now();
-    store
-        .commit_blocking(|tx| {
-            let id = tx
-                .account_id_by_login(&login_key(login))?
-                .ok_or(TxError::Abort(AccountError::NotFound))?;
-            let mut account = tx
-                .account(id)?
-                .ok_or(TxError::Abort(AccountError::NotFound))?;
-            account.password_hash = hash.clone();
-            account.updated_at = at;
-            tx.rewrite_account(&account)?;
-            tx.revoke_sessions_of(id, None)?;
-            tx.audit(&entry.about(id))?;
-            Ok(())
-        })
-        .map_err(|e| match AccountError::from(e) {
-            AccountError::NotFound => format!("no account with login {login:?}"),
-            other => other.to_string(),
-        })
 }

@@ -12,10 +12,12 @@ use crate::store::{Store, StoreError};
 use crate::throttle::Throttle;
 use crate::views::RenderedLicenses;
 
-/// sled's page cache; it counts on-disk bytes, and real memory runs a few times higher.
-/// Measured with the seeded bench store (issue 7): 4 MiB saved 6 MiB of peak RSS but cost
-/// 20–35 % more CPU per request on every path. sled splits the capacity over 256 LRU shards
-/// (sled-0.34.7/src/lru.rs), 32 KiB each at 8 MiB, and smaller shards thrash.
+/// sled's page cache of the offline commands (backup, restore, reset-password), which read
+/// little; the daemon's is `store.cache_mib`. sled's cache counts on-disk bytes, and real
+/// memory runs a few times higher. Measured with the seeded bench store (issue 7): 4 MiB
+/// saved 6 MiB of peak RSS but cost 20–35 % more CPU per request on every path. sled splits
+/// the capacity over 256 LRU shards (sled-0.34.7/src/lru.rs), 32 KiB each at 8 MiB, and
+/// smaller shards thrash.
 pub const STORE_CACHE_BYTES: u64 = 8 * 1024 * 1024;
 
 pub struct App {
@@ -83,7 +85,7 @@ impl App {
         create_private_dir(&dir).map_err(|e| {
             StartError::Other(format!("cannot create data dir {}: {e}", dir.display()))
         })?;
-        let store = Store::open(&dir, STORE_CACHE_BYTES)
+        let store = Store::open(&dir, config.store.cache_mib.saturating_mul(1024 * 1024))
             .map_err(|e| StartError::Store(describe_open_failure(&dir, &e)))?;
         let hasher = Hasher::new(&config.argon2).map_err(StartError::Other)?;
         let router = Router::new().map_err(StartError::Other)?;

@@ -12,9 +12,12 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
 
-use crate::accounts;
+use crate::accounts::{default_language, insert, NewAccountRequest};
 use crate::app::{App, StartError};
 use crate::config::Config;
+use crate::files::write_private;
+use crate::model::{now, UserType};
+use crate::password;
 use crate::shutdown::{self, Shutdown};
 use crate::systemd::{self, Notifier};
 use crate::tls::{self, CertReloader};
@@ -133,8 +136,53 @@ impl Daemon {
 /// a random one written to the data dir.
 pub fn open_app(config: Config, admin_password: Option<String>) -> Result<Arc<App>, StartError> {
     let app = App::open(config)?;
-    accounts::create_first_admin(&app, admin_password)?;
+    create_first_admin(&app, admin_password)?;
     Ok(Arc::new(app))
+}
+
+/// First start on an empty store: the `admin` account, with `admin_password` or a random
+/// password written once to `<data_dir>/initial-admin-password` (0600) and named, not printed,
+/// in the log.
+fn create_first_admin(app: &App, admin_password: Option<String>) -> Result<(), StartError> {
+    if app.store.account_count() > 0 {
+        return Ok(());
+    }
+    let (password, file) = match admin_password {
+        Some(p) if !p.is_empty() => (p, None),
+        _ => {
+            let p = password::random_password();
+            let path = app.config.data_dir.join("initial-admin-password");
+            write_private(&path, format!("{p}\n").as_bytes())
+                .map_err(|e| StartError::Other(format!("cannot write {}: {e}", path.display())))?;
+            (p, Some(path))
+        }
+    };
+    let hash = app
+        .hasher
+        .hash_blocking(&password)
+        .map_err(StartError::Other)?;
+    let request = NewAccountRequest::new(
+        UserType::Admin,
+        "admin".into(),
+        "Administrator".into(),
+        password,
+    );
+    let language = default_language(app);
+    let at = now();
+    app.store
+        .commit_blocking(|tx| insert(tx, &request, &hash, &language, at))
+        .map_err(|e| StartError::Store(format!("cannot create the first admin: {e}")))?;
+    match file {
+        Some(path) => tracing::info!(
+            path = %path.display(),
+            "created the admin account; its initial password is in {}",
+            path.display()
+        ),
+        None => {
+            tracing::info!("created the admin account with the password from VMSD_ADMIN_PASSWORD")
+        }
+    }
+    Ok(())
 }
 
 /// Re-reads the certificate on each `reload` until shutdown; a failed reload keeps the old one.

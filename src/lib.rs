@@ -13,6 +13,7 @@
 //! - `housekeeping` — last-use times, the session sweep, audit pruning, idle hash memory.
 //! - `config`       — the TOML configuration, defaults, and all-at-once validation (exit 78).
 //! - `backup`       — `vmsd backup` / `vmsd restore`: the versioned export file.
+//! - `offline`      — `vmsd admin reset-password`, with the daemon stopped.
 //! - `files`        — files and directories created private (or with their mode) from the start.
 //!
 //! The core (typed domain errors, no HTTP)
@@ -52,6 +53,7 @@ pub mod logging;
 pub mod login;
 pub mod media_hook;
 pub mod model;
+pub mod offline;
 pub mod password;
 pub mod permissions;
 pub mod push_protocol;

@@ -13,7 +13,7 @@ use clap::{Args, Parser, Subcommand};
 
 use vmsd::config::{self, Config, EXIT_CONFIG};
 use vmsd::daemon::Daemon;
-use vmsd::{accounts, logging, shutdown, systemd};
+use vmsd::{logging, offline, shutdown, systemd};
 
 #[derive(Parser)]
 #[command(
@@ -204,7 +204,7 @@ fn main() -> ExitCode {
                 return ExitCode::FAILURE;
             }
             let password = password.trim_end_matches(['\n', '\r']);
-            match accounts::reset_password_offline(&cfg, &login, password) {
+            match offline::reset_password(&cfg, &login, password) {
                 Ok(()) => {
                     println!("password of {login} reset; its sessions are revoked");
                     ExitCode::SUCCESS

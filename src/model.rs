@@ -156,7 +156,7 @@ pub struct Session {
     pub ip: Option<String>,
     pub created_at: UnixTime,
     pub expires_at: UnixTime,
-    /// Persisted lazily; the live value is in `auth`'s in-memory map.
+    /// Persisted lazily; the live value is noted in memory (`Store::touch_session`).
     #[serde(default)]
     pub last_used: Option<UnixTime>,
 }

@@ -3,10 +3,10 @@
 //! `<data_dir>/tls/`, and swapping the certificate on SIGHUP without dropping connections.
 
 use std::fmt;
-use std::fs::{self, DirBuilder, OpenOptions, Permissions};
-use std::io::{self, Write};
+use std::fs;
+use std::io;
 use std::net::{IpAddr, Ipv4Addr};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, PoisonError, RwLock};
 
@@ -17,6 +17,7 @@ use rustls_pki_types::pem::{self, PemObject};
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
 use crate::config::TlsConfig;
+use crate::files;
 
 /// The generated certificate lives this long. Clients of a self-signed appliance pin its
 /// fingerprint, so a certificate that silently expired (and was replaced by a new fingerprint)
@@ -347,15 +348,11 @@ fn generate(
         dir: dir.to_owned(),
         problem: e.to_string(),
     };
-    DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-        .map_err(|source| TlsError::Io {
-            action: "create directory",
-            path: dir.to_owned(),
-            source,
-        })?;
+    files::create_private_dir(dir).map_err(|source| TlsError::Io {
+        action: "create directory",
+        path: dir.to_owned(),
+        source,
+    })?;
 
     let mut params = rcgen::CertificateParams::new(subject_alt_names.to_vec()).map_err(gen_err)?;
     let mut dn = rcgen::DistinguishedName::new();
@@ -391,27 +388,14 @@ fn generate(
         })
 }
 
-/// Creates `path` afresh with `mode` from the start (a private key is never readable by
-/// others, not even between create and chmod) and flushes it to disk.
+/// Writes `path` afresh with `mode` from the start (a private key is never readable by
+/// others, not even between create and chmod), flushed to disk.
 fn write_new(path: &Path, contents: &[u8], mode: u32) -> Result<(), TlsError> {
-    let io_err = |source| TlsError::Io {
+    files::write_with_mode(path, contents, mode).map_err(|source| TlsError::Io {
         action: "write",
         path: path.to_owned(),
         source,
-    };
-    // create_new below applies `mode` only to a file it creates, so a leftover is removed first.
-    remove_if_present(path)?;
-    let mut file = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(mode)
-        .open(path)
-        .map_err(io_err)?;
-    // The umask may have cleared bits of a public certificate; set the exact mode.
-    file.set_permissions(Permissions::from_mode(mode))
-        .map_err(io_err)?;
-    file.write_all(contents).map_err(io_err)?;
-    file.sync_all().map_err(io_err)
+    })
 }
 
 fn remove_if_present(path: &Path) -> Result<(), TlsError> {
