@@ -349,6 +349,14 @@ pub struct Applied {
     pub revoked: usize,
 }
 
+/// The account found, when it is of the kind the route addresses (`admits`).
+fn addressed(
+    found: Option<Account>,
+    admits: &impl Fn(&Account) -> bool,
+) -> Result<Account, AccountError> {
+    found.filter(|a| admits(a)).ok_or(AccountError::NotFound)
+}
+
 /// Whether a role or status change would take away the last active administrator. Read
 /// outside the transaction (sled transactions cannot scan), so callers hold
 /// `App::admin_changes` across the check and the commit.
@@ -400,11 +408,7 @@ pub async fn update(
     // administrator still active and leave none.
     let _one_at_a_time = if change.role.is_some() || change.status.is_some() {
         let guard = app.admin_changes.lock().await;
-        let target = app
-            .store
-            .account(id)?
-            .filter(|a| admits(a))
-            .ok_or(AccountError::NotFound)?;
+        let target = addressed(app.store.account(id)?, &admits)?;
         check_role_change(app, &target, change)?;
         if leaves_no_admin(app, &target, change)? {
             return Err(AccountError::LastAdmin);
@@ -438,10 +442,7 @@ pub async fn update(
     let applied = app
         .store
         .commit(|tx| {
-            let account = tx
-                .account(id)?
-                .filter(|a| admits(a))
-                .ok_or(TxError::Abort(AccountError::NotFound))?;
+            let account = addressed(tx.account(id)?, &admits).map_err(TxError::Abort)?;
             let mut applied =
                 apply_change(tx, account, change, password_hash.as_deref(), lifts_lockout)?;
             if applied.fields.is_empty() {
@@ -608,11 +609,7 @@ pub async fn delete(
     admits: impl Fn(&Account) -> bool,
 ) -> Result<Account, AccountError> {
     let _one_at_a_time = app.admin_changes.lock().await;
-    let target = app
-        .store
-        .account(id)?
-        .filter(|a| admits(a))
-        .ok_or(AccountError::NotFound)?;
+    let target = addressed(app.store.account(id)?, &admits)?;
     if target.user_type == UserType::Admin
         && target.status == STATUS_ACTIVE
         && !another_active_admin(app, id)?
@@ -636,10 +633,7 @@ pub async fn delete(
         let deleted = app
             .store
             .commit(|tx| {
-                let account = tx
-                    .account(id)?
-                    .filter(|a| admits(a))
-                    .ok_or(TxError::Abort(AccountError::NotFound))?;
+                let account = addressed(tx.account(id)?, &admits).map_err(TxError::Abort)?;
                 let subusers = tx.subuser_ids(id)?;
                 if subusers.iter().any(|s| !known_subusers.contains(s)) {
                     return Ok(None);

@@ -194,6 +194,19 @@ fn decode<T: DeserializeOwned>(tree: &str, bytes: &[u8]) -> Result<T, StoreError
     serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt(format!("{tree}: {e}")))
 }
 
+/// A record looked up by key, decoded when found.
+fn decode_found<T: DeserializeOwned>(
+    tree: &str,
+    found: Option<sled::IVec>,
+) -> Result<Option<T>, StoreError> {
+    found.map(|bytes| decode(tree, &bytes)).transpose()
+}
+
+/// The id set stored under `id` (concatenated big-endian u64s), empty when there is none.
+fn ids_found(found: Option<sled::IVec>) -> Vec<u64> {
+    found.map(|b| ids_of(&b)).unwrap_or_default()
+}
+
 /// The account whose `events` list an audit entry, if any.
 fn indexed_account(entry: &AuditEntry) -> Option<u64> {
     (entry.target_type == "account")
@@ -244,10 +257,7 @@ impl Store {
         name: &str,
         key: &[u8],
     ) -> Result<Option<T>, StoreError> {
-        match tree.get(key)? {
-            None => Ok(None),
-            Some(bytes) => decode(name, &bytes).map(Some),
-        }
+        decode_found(name, tree.get(key)?)
     }
 
     /// Every record of a tree, decoded, in key order.
@@ -439,24 +449,18 @@ impl Store {
 
     /// Account ids a camera is assigned to.
     pub fn camera_accounts(&self, camera_id: u64) -> Result<Vec<u64>, StoreError> {
-        Ok(self
-            .trees
-            .cameraid_accountids
-            .get(id_key(camera_id))?
-            .map(|b| ids_of(&b))
-            .unwrap_or_default())
+        Ok(ids_found(
+            self.trees.cameraid_accountids.get(id_key(camera_id))?,
+        ))
     }
 
     /// A regular user's sub-users (`parentid_subuserids`), kept so that deleting a user finds,
     /// inside its one transaction, every sub-user, including one created by a concurrent
     /// request (a scan outside the transaction could miss it).
     pub fn subuser_ids(&self, parent_id: u64) -> Result<Vec<u64>, StoreError> {
-        Ok(self
-            .trees
-            .parentid_subuserids
-            .get(id_key(parent_id))?
-            .map(|b| ids_of(&b))
-            .unwrap_or_default())
+        Ok(ids_found(
+            self.trees.parentid_subuserids.get(id_key(parent_id))?,
+        ))
     }
 }
 

@@ -15,8 +15,8 @@ use sled::transaction::{
 use sled::Transactional;
 
 use super::{
-    account_audit_key, decode, encode, hashes_of, id_key, ids_of, indexed_account, key_id, Store,
-    StoreError, TokenHash, TxTrees,
+    account_audit_key, decode_found, encode, hashes_of, id_key, ids_found, indexed_account, key_id,
+    Store, StoreError, TokenHash, TxTrees,
 };
 use crate::model::{login_key, Account, AuditEntry, Camera, CameraGroup, Session};
 use crate::permissions::{LicenseLevel, Pool};
@@ -205,10 +205,7 @@ fn get<T: DeserializeOwned>(
     name: &str,
     key: &[u8],
 ) -> Result<Option<T>, StoreError> {
-    match tree.get(key)? {
-        None => Ok(None),
-        Some(bytes) => decode(name, &bytes).map(Some),
-    }
+    decode_found(name, tree.get(key)?)
 }
 
 impl Tx<'_> {
@@ -495,10 +492,7 @@ impl Tx<'_> {
 /// An id → set-of-ids record (concatenated big-endian u64s), read and written whole inside a
 /// transaction so that concurrent changes to the same set conflict and retry.
 fn id_set(tree: &TransactionalTree, id: u64) -> Result<Vec<u64>, StoreError> {
-    Ok(tree
-        .get(id_key(id))?
-        .map(|b| ids_of(&b))
-        .unwrap_or_default())
+    Ok(ids_found(tree.get(id_key(id))?))
 }
 
 impl Tx<'_> {
