@@ -187,6 +187,11 @@ pub async fn login(
         .throttle
         .admission(account.id, auth_cfg.lockout_threshold)
         .map_err(|retry_after| LoginError::LockedOut { retry_after })?;
+    // Only a password that verified is re-hashed, so the plain text is kept for that case.
+    let rehash_with = app
+        .hasher
+        .needs_rehash(&account.password_hash)
+        .then(|| password.clone());
     // A 503 from a full hashing queue drops the admission unsettled: no failure is counted.
     let ok = app
         .hasher
@@ -220,6 +225,18 @@ pub async fn login(
     if account.is_expired(at) {
         return Err(LoginError::Expired);
     }
+    // SPEC §1: a hash made with other parameters is re-hashed with the configured ones, in the
+    // same write as the new session. A busy hashing queue only postpones it to a later login.
+    let rehashed = match rehash_with {
+        Some(password) => match app.hasher.hash(password).await {
+            Ok(new_hash) => Some((account.password_hash.clone(), new_hash)),
+            Err(e) => {
+                tracing::debug!(user_id = account.id, error = %e, "password re-hash postponed");
+                None
+            }
+        },
+        None => None,
+    };
 
     let (token, hash, access_token_id) = new_token()?;
     let ttl = match account.user_type {
@@ -289,6 +306,13 @@ pub async fn login(
                 tx.audit(&evict_entry)?;
             }
             account.last_login = Some(at);
+            // Not a password change: no session ends, `updated_at` and the audit log stay.
+            // Skipped when the password changed since it was verified.
+            if let Some((verified, new_hash)) = &rehashed {
+                if account.password_hash == *verified {
+                    account.password_hash = new_hash.clone();
+                }
+            }
             tx.rewrite_account(&account)?;
             Ok(account)
         })

@@ -181,6 +181,24 @@ impl Hasher {
         Ok(known && ok)
     }
 
+    /// Whether `stored` was made other than the configured way (algorithm, version, memory,
+    /// iterations, lanes, output length): the next successful login re-hashes it (SPEC §1).
+    /// A hash that does not parse is not re-hashed: it cannot have verified.
+    pub fn needs_rehash(&self, stored: &str) -> bool {
+        let Ok(parsed) = PasswordHash::new(stored) else {
+            return false;
+        };
+        let Ok(params) = Params::try_from(&parsed) else {
+            return false;
+        };
+        parsed.algorithm != Algorithm::Argon2id.ident()
+            || parsed.version != Some(Version::V0x13.into())
+            || params.m_cost() != self.params.m_cost()
+            || params.t_cost() != self.params.t_cost()
+            || params.p_cost() != self.params.p_cost()
+            || parsed.hash.is_none_or(|h| h.len() != OUTPUT_LEN)
+    }
+
     /// For start-up and offline tools, where there is no runtime to protect. It does not
     /// count as use: the first `release_idle_memory` (the housekeeping task runs one right
     /// after start-up) frees its buffer.
@@ -318,6 +336,27 @@ mod tests {
             max_concurrent: 1,
             queue_limit: 1,
         }
+    }
+
+    #[test]
+    fn only_hashes_made_otherwise_need_a_rehash() -> Result<(), Box<dyn std::error::Error>> {
+        let h = Hasher::new(&small())?;
+        assert!(!h.needs_rehash(&h.hash_blocking("pw")?));
+        let other = Hasher::new(&Argon2Config {
+            iterations: 2,
+            ..small()
+        })?;
+        assert!(h.needs_rehash(&other.hash_blocking("pw")?));
+        let more_memory = Hasher::new(&Argon2Config {
+            memory_kib: 128,
+            ..small()
+        })?;
+        assert!(h.needs_rehash(&more_memory.hash_blocking("pw")?));
+        assert!(
+            !h.needs_rehash("not a hash"),
+            "what cannot verify is not re-hashed"
+        );
+        Ok(())
     }
 
     #[tokio::test]

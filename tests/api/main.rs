@@ -21,6 +21,7 @@ mod licenses;
 mod limits;
 mod recovery;
 mod regular_users;
+mod rehash;
 mod secrets;
 mod seed_shapes;
 mod sessions;
