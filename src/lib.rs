@@ -39,14 +39,14 @@
 //! - `views`        — the JSON shapes the API renders (the seeds' objects).
 #![forbid(unsafe_code)]
 
-pub mod accounts;
+pub(crate) mod accounts;
 pub mod app;
 pub mod auth;
 pub mod backup;
 pub mod config;
 pub mod daemon;
 pub mod error;
-pub mod files;
+pub(crate) mod files;
 pub mod handlers;
 pub mod housekeeping;
 pub mod logging;
@@ -58,7 +58,7 @@ pub mod password;
 pub mod permissions;
 pub mod push_protocol;
 pub mod router;
-pub mod server;
+pub(crate) mod server;
 pub mod shutdown;
 pub mod sockets;
 pub mod store;

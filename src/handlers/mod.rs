@@ -3,14 +3,14 @@
 //! maps a routed `Endpoint` to its handler.
 
 pub mod admin_common;
-pub mod admin_misc;
-pub mod admin_users;
-pub mod camera_groups;
-pub mod cameras;
-pub mod current_user;
-pub mod misc;
-pub mod sessions;
-pub mod special_users;
+mod admin_misc;
+mod admin_users;
+mod camera_groups;
+mod cameras;
+mod current_user;
+mod misc;
+mod sessions;
+mod special_users;
 pub mod websocket;
 
 use std::net::SocketAddr;
