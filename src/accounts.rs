@@ -17,7 +17,9 @@ use crate::model::{
 };
 use crate::password::{self, HashError, Hasher};
 use crate::permissions::{admin_permissions, license_usage, LicenseLevel};
-use crate::store::{LoginTaken, Store, StoreError, TokenHash, Tx, TxError, TxResult};
+use crate::store::{
+    LoginTaken, Notice, SessionEnd, Store, StoreError, TokenHash, Tx, TxError, TxResult,
+};
 use crate::validate::{self, FieldErrors};
 
 /// Why a change to an account was refused or failed. REST (`error.rs`) and the DeviceHive
@@ -458,7 +460,14 @@ pub async fn update(
                 } else {
                     None
                 };
-                applied.revoked = tx.revoke_sessions_of(id, keep)?;
+                let end = if disables {
+                    SessionEnd::Deactivated
+                } else if password_hash.is_some() {
+                    SessionEnd::PasswordChanged
+                } else {
+                    SessionEnd::RoleChanged
+                };
+                applied.revoked = tx.revoke_sessions_of(id, keep, end)?;
                 if applied.revoked > 0 {
                     tx.audit(revoke_entry)?;
                 }
@@ -591,6 +600,11 @@ fn apply_change(
     if !fields.is_empty() {
         move_licenses(tx, usage_before, license_usage(&account))?;
     }
+    if fields.contains(&"permissions") {
+        tx.notice(Notice::PermissionsChanged {
+            account_id: account.id,
+        });
+    }
     Ok(Applied {
         account,
         fields,
@@ -713,7 +727,8 @@ fn apply_camera_changes(
     account: &mut Account,
     change: &CameraListChange,
 ) -> TxResult<bool, AccountError> {
-    let mut changed = false;
+    let mut attached = Vec::new();
+    let mut detached = Vec::new();
     for (index, id) in &change.attach {
         if account.cameras.contains(id) {
             continue;
@@ -725,15 +740,23 @@ fn apply_camera_changes(
         }
         account.cameras.insert(*id);
         tx.link_camera(*id, account.id)?;
-        changed = true;
+        attached.push(*id);
     }
     for (_, id) in &change.detach {
         if account.cameras.remove(id) {
             tx.unlink_camera(*id, account.id)?;
-            changed = true;
+            detached.push(*id);
         }
     }
-    Ok(changed)
+    if attached.is_empty() && detached.is_empty() {
+        return Ok(false);
+    }
+    tx.notice(Notice::CamerasChanged {
+        account_id: account.id,
+        attached,
+        detached,
+    });
+    Ok(true)
 }
 
 /// First start on an empty store: the `admin` account, with `VMSD_ADMIN_PASSWORD` or a
@@ -820,7 +843,7 @@ pub fn reset_password_offline(config: &Config, login: &str, password: &str) -> R
             account.password_hash = hash.clone();
             account.updated_at = at;
             tx.rewrite_account(&account)?;
-            tx.revoke_sessions_of(id, None)?;
+            tx.revoke_sessions_of(id, None, SessionEnd::PasswordChanged)?;
             tx.audit(&entry.about(id))?;
             Ok(())
         })
