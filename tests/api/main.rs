@@ -19,6 +19,8 @@ mod hostile_listener;
 mod invariants;
 mod licenses;
 mod limits;
+mod pushes;
+mod pushes_sessions;
 mod recovery;
 mod regular_users;
 mod secrets;
