@@ -20,6 +20,7 @@ mod invariants;
 mod licenses;
 mod limits;
 mod pushes;
+mod pushes_clients;
 mod pushes_sessions;
 mod recovery;
 mod regular_users;
