@@ -412,6 +412,7 @@ impl NoticeSink for Pushes {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use crate::store::SessionEnd;

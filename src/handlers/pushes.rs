@@ -135,6 +135,7 @@ pub fn broadcasting_auth(app: &App, req: &Request) -> HandlerResult {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
