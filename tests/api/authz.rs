@@ -370,7 +370,9 @@ async fn every_route_answers_each_kind_of_caller_exactly() {
             calls += 1;
         }
     }
-    let routes_checked = routes().count() - 3;
+    // Skipped: the two login routes, /websocket, and SPEC §9's wsurl, broadcasting/auth and
+    // the three fixed Pusher socket routes (tested in `pushes`).
+    let routes_checked = routes().count() - 3 - 5;
     assert_eq!(calls, routes_checked * CALLERS.len());
     println!("{calls} calls over {routes_checked} routes");
     m.s.stop().await;
