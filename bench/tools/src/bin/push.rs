@@ -6,7 +6,6 @@
 //!
 //! push --addr 127.0.0.1:8443 --fixture FILE --server-pid PID [--sockets 1000] [--rounds 50]
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
@@ -18,22 +17,38 @@ use tokio_rustls::TlsConnector;
 use tokio_tungstenite::tungstenite::Message;
 use vmsd_bench_tools::{client_config, percentile, process_memory_kib, summary, Args, BenchResult};
 
-async fn tls(connector: &TlsConnector, addr: &str) -> BenchResult<tokio_rustls::client::TlsStream<TcpStream>> {
+async fn tls(
+    connector: &TlsConnector,
+    addr: &str,
+) -> BenchResult<tokio_rustls::client::TlsStream<TcpStream>> {
     let tcp = TcpStream::connect(addr).await?;
     tcp.set_nodelay(true)?;
-    Ok(connector.connect(ServerName::try_from("localhost")?, tcp).await?)
+    Ok(connector
+        .connect(ServerName::try_from("localhost")?, tcp)
+        .await?)
 }
 
 /// One HTTP/1.1 request on a fresh connection; the status and body.
-async fn request(connector: &TlsConnector, addr: &str, head: &str, body: &str) -> BenchResult<(u16, String)> {
+async fn request(
+    connector: &TlsConnector,
+    addr: &str,
+    head: &str,
+    body: &str,
+) -> BenchResult<(u16, String)> {
     let mut s = tls(connector, addr).await?;
-    let req = format!("{head}\r\nhost: localhost\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}", body.len());
+    let req = format!(
+        "{head}\r\nhost: localhost\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    );
     s.write_all(req.as_bytes()).await?;
     let mut out = Vec::new();
     let _ = s.read_to_end(&mut out).await;
     let text = String::from_utf8_lossy(&out).into_owned();
     let status = text.get(9..12).and_then(|c| c.parse().ok()).unwrap_or(0);
-    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
     Ok((status, body))
 }
 
@@ -66,18 +81,20 @@ async fn main() -> BenchResult<()> {
     let mut held = Vec::with_capacity(sockets);
     for _ in 0..sockets {
         let stream = tls(&connector, &addr).await?;
-        let (mut ws, _) = tokio_tungstenite::client_async(
-            format!("wss://localhost/pusher/app/key?protocol=7"),
-            stream,
-        )
-        .await?;
+        let (mut ws, _) =
+            tokio_tungstenite::client_async("wss://localhost/pusher/app/key?protocol=7", stream)
+                .await?;
         let hello = match ws.next().await {
             Some(Ok(Message::Text(t))) => t.to_string(),
             other => return Err(format!("no connection_established: {other:?}").into()),
         };
         let outer: serde_json::Value = serde_json::from_str(&hello)?;
-        let inner: serde_json::Value = serde_json::from_str(outer["data"].as_str().unwrap_or("{}"))?;
-        let socket_id = inner["socket_id"].as_str().ok_or("no socket_id")?.to_owned();
+        let inner: serde_json::Value =
+            serde_json::from_str(outer["data"].as_str().unwrap_or("{}"))?;
+        let socket_id = inner["socket_id"]
+            .as_str()
+            .ok_or("no socket_id")?
+            .to_owned();
         let (status, body) = request(
             &connector,
             &addr,
