@@ -15,7 +15,7 @@ use crate::model::{
 };
 use crate::password::HashError;
 use crate::permissions::{admin_permissions, license_usage, LicenseLevel};
-use crate::store::{LoginTaken, StoreError, TokenHash, Tx, TxError, TxResult};
+use crate::store::{LoginTaken, Notice, SessionEnd, StoreError, TokenHash, Tx, TxError, TxResult};
 
 /// Why a change to an account was refused or failed. REST (`error.rs`) and the DeviceHive
 /// socket (`handlers::websocket::protocol`) each map it in one exhaustive `match`.
@@ -456,7 +456,14 @@ pub async fn update(
                 } else {
                     None
                 };
-                applied.revoked = tx.revoke_sessions_of(id, keep)?;
+                let end = if disables {
+                    SessionEnd::Deactivated
+                } else if password_hash.is_some() {
+                    SessionEnd::PasswordChanged
+                } else {
+                    SessionEnd::RoleChanged
+                };
+                applied.revoked = tx.revoke_sessions_of(id, keep, end)?;
                 if applied.revoked > 0 {
                     tx.audit(revoke_entry)?;
                 }
@@ -589,6 +596,11 @@ fn apply_change(
     if !fields.is_empty() {
         move_licenses(tx, usage_before, license_usage(&account))?;
     }
+    if fields.contains(&"permissions") {
+        tx.notice(Notice::PermissionsChanged {
+            account_id: account.id,
+        });
+    }
     Ok(Applied {
         account,
         fields,
@@ -704,7 +716,8 @@ fn apply_camera_changes(
     account: &mut Account,
     change: &CameraListChange,
 ) -> TxResult<bool, AccountError> {
-    let mut changed = false;
+    let mut attached = Vec::new();
+    let mut detached = Vec::new();
     for (index, id) in &change.attach {
         if account.cameras.contains(id) {
             continue;
@@ -716,13 +729,21 @@ fn apply_camera_changes(
         }
         account.cameras.insert(*id);
         tx.link_camera(*id, account.id)?;
-        changed = true;
+        attached.push(*id);
     }
     for (_, id) in &change.detach {
         if account.cameras.remove(id) {
             tx.unlink_camera(*id, account.id)?;
-            changed = true;
+            detached.push(*id);
         }
     }
-    Ok(changed)
+    if attached.is_empty() && detached.is_empty() {
+        return Ok(false);
+    }
+    tx.notice(Notice::CamerasChanged {
+        account_id: account.id,
+        attached,
+        detached,
+    });
+    Ok(true)
 }

@@ -2,10 +2,12 @@
 //! globals).
 
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 use crate::config::Config;
 use crate::files::create_private_dir;
 use crate::password::Hasher;
+use crate::pushes::Pushes;
 use crate::router::Router;
 use crate::sockets::Sockets;
 use crate::store::{Store, StoreError};
@@ -30,6 +32,9 @@ pub struct App {
     pub licenses_json: RenderedLicenses,
     /// Open WebSockets, counted in total and per account (SPEC §6).
     pub sockets: Sockets,
+    /// The Pusher sockets and the fan-out of change notices to them (SPEC §9); also the
+    /// store's notice sink.
+    pub pushes: Arc<Pushes>,
     /// Held from an "another active administrator remains" check to its commit, so that two
     /// changes cannot each demote, disable or delete one of the last two administrators.
     pub admin_changes: tokio::sync::Mutex<()>,
@@ -77,6 +82,26 @@ pub fn describe_open_failure(dir: &std::path::Path, e: &StoreError) -> String {
     }
 }
 
+/// Name of the generated `push.app_secret` in the store's secrets.
+pub const PUSH_APP_SECRET: &str = "push.app_secret";
+
+/// Bytes of a generated `push.app_secret` (SPEC §9: at least 32).
+const PUSH_APP_SECRET_BYTES: usize = 32;
+
+/// `push.app_secret` from the configuration, else the one generated at the first start and
+/// kept in the store (so backups carry it and restarts keep every signature valid).
+fn push_app_secret(config: &Config, store: &Store) -> Result<Vec<u8>, StartError> {
+    if let Some(secret) = &config.push.app_secret {
+        return Ok(secret.expose().as_bytes().to_vec());
+    }
+    let mut fresh = [0u8; PUSH_APP_SECRET_BYTES];
+    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut fresh)
+        .map_err(|_| StartError::Other("the OS gave no randomness for push.app_secret".into()))?;
+    store
+        .secret_or_insert(PUSH_APP_SECRET, &fresh)
+        .map_err(|e| StartError::Store(format!("cannot keep push.app_secret: {e}")))
+}
+
 impl App {
     /// Opens the store in `config.data_dir` and builds what requests share. A first start
     /// also needs its first admin: `daemon::open_app` does both.
@@ -88,7 +113,14 @@ impl App {
         let store = Store::open(&dir, config.store.cache_mib.saturating_mul(1024 * 1024))
             .map_err(|e| StartError::Store(describe_open_failure(&dir, &e)))?;
         let hasher = Hasher::new(&config.argon2).map_err(StartError::Other)?;
-        let router = Router::new().map_err(StartError::Other)?;
+        let router = Router::new(&config.push.path).map_err(StartError::Other)?;
+        let app_secret = push_app_secret(&config, &store)?;
+        let pushes = Arc::new(Pushes::new(
+            config.push.app_key.clone(),
+            app_secret,
+            config.push.max_subscriptions,
+        ));
+        store.set_notice_sink(pushes.clone());
         let app = App {
             config,
             store,
@@ -97,6 +129,7 @@ impl App {
             router,
             licenses_json: RenderedLicenses::default(),
             sockets: Sockets::default(),
+            pushes,
             admin_changes: tokio::sync::Mutex::new(()),
             shutting_down: AtomicBool::new(false),
         };

@@ -48,6 +48,7 @@ pub struct Config {
     pub locales: LocalesConfig,
     pub store: StoreConfig,
     pub media: MediaConfig,
+    pub push: PushConfig,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -125,6 +126,48 @@ pub struct MediaConfig {
     pub stream_token_ttl: Duration,
 }
 
+/// SPEC §9: the Pusher-protocol push socket AIPIX clients keep open.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PushConfig {
+    /// The key in the socket URL and before the `:` of every channel signature.
+    pub app_key: String,
+    /// `None`: generated at first start and kept in the store (`App::open`).
+    pub app_secret: Option<SecretString>,
+    /// The prefix `/api/v1/wsurl` advertises; `{path}/app/{key}` is served besides the fixed
+    /// `/pusher`, `/ws` and `` prefixes. "" or a path starting with `/`, no trailing `/`.
+    pub path: String,
+    /// Sent as `activity_timeout`; a socket silent for twice this long is closed (4201).
+    pub activity_timeout: Duration,
+    /// Channels one socket may be subscribed to.
+    pub max_subscriptions: usize,
+}
+
+/// A secret from the configuration: compared and used like a string, never printed (its
+/// `Debug` says only that it is set), so a logged `Config` cannot carry it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SecretString(String);
+
+impl SecretString {
+    pub fn new(secret: String) -> Self {
+        SecretString(secret)
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for SecretString {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SecretString(<redacted>)")
+    }
+}
+
+/// Bounds of `push.activity_timeout`: whole seconds on the wire, and a client pings after
+/// that long, so under 1 s it would ping constantly and past 1 h a dead socket lingers.
+const ACTIVITY_TIMEOUT_MIN: Duration = Duration::from_secs(1);
+const ACTIVITY_TIMEOUT_MAX: Duration = Duration::from_secs(HOUR);
+
 impl Default for Config {
     fn default() -> Self {
         Config {
@@ -176,6 +219,13 @@ impl Default for Config {
                 low_suffix: "_low".to_owned(),
                 uri_prefix: String::new(),
                 stream_token_ttl: Duration::from_secs(12 * HOUR),
+            },
+            push: PushConfig {
+                app_key: "key".to_owned(),
+                app_secret: None,
+                path: "/pusher".to_owned(),
+                activity_timeout: Duration::from_secs(30),
+                max_subscriptions: 100,
             },
         }
     }
@@ -429,7 +479,7 @@ impl Walker {
             top,
             &[
                 "listen", "data_dir", "log", "tls", "auth", "argon2", "limits", "license",
-                "locales", "store", "media",
+                "locales", "store", "media", "push",
             ],
         );
 
@@ -473,7 +523,87 @@ impl Walker {
 
         let media = self.section(root, "media", &empty);
         self.media(media, &mut c.media);
+
+        let push = self.section(root, "push", &empty);
+        self.push(push, &mut c.push);
         c
+    }
+
+    fn push(&mut self, s: Section<'_>, p: &mut PushConfig) {
+        self.unknown_keys(
+            s,
+            &[
+                "app_key",
+                "app_secret",
+                "path",
+                "activity_timeout",
+                "max_subscriptions",
+            ],
+        );
+        if let Some(v) = s.get("app_key") {
+            match v {
+                // It lands in a URL path segment and before the signature's ':'.
+                Value::String(key)
+                    if (1..=64).contains(&key.len())
+                        && key
+                            .bytes()
+                            .all(|b| b.is_ascii_alphanumeric() || b"._~-".contains(&b)) =>
+                {
+                    p.app_key = key.clone();
+                }
+                _ => self.expected(
+                    &s.key("app_key"),
+                    "1 to 64 characters from A-Z, a-z, 0-9, '.', '_', '~' and '-'",
+                    v,
+                ),
+            }
+        }
+        if let Some(v) = s.get("app_secret") {
+            match v {
+                Value::String(secret)
+                    if (16..=256).contains(&secret.len())
+                        && secret.chars().all(|c| c.is_ascii_graphic()) =>
+                {
+                    p.app_secret = Some(SecretString::new(secret.clone()));
+                }
+                // The value is never echoed: it is a secret, even when malformed.
+                _ => self.errors.push(format!(
+                    "{}: expected 16 to 256 printable ASCII characters (or leave it unset to \
+                     have one generated)",
+                    s.key("app_secret")
+                )),
+            }
+        }
+        if let Some(v) = s.get("path") {
+            match v {
+                Value::String(path)
+                    if path.is_empty()
+                        || (path.starts_with('/')
+                            && !path.ends_with('/')
+                            && path.len() <= 64
+                            && !path.contains("//")
+                            && path
+                                .bytes()
+                                .all(|b| b.is_ascii_alphanumeric() || b"/._~-".contains(&b))) =>
+                {
+                    p.path = path.clone();
+                }
+                _ => self.expected(
+                    &s.key("path"),
+                    "\"\" or a path of up to 64 characters like \"/pusher\" (starting with '/', \
+                     no trailing '/', only A-Z a-z 0-9 / . _ ~ -)",
+                    v,
+                ),
+            }
+        }
+        self.duration_within(
+            s,
+            "activity_timeout",
+            (ACTIVITY_TIMEOUT_MIN, "1s"),
+            (ACTIVITY_TIMEOUT_MAX, "1h"),
+            &mut p.activity_timeout,
+        );
+        self.int(s, "max_subscriptions", 1, 10_000, &mut p.max_subscriptions);
     }
 
     fn listen(&mut self, top: Section<'_>) -> Option<Vec<SocketAddr>> {
@@ -1326,5 +1456,48 @@ stream_token_ttl = "1h"
         );
         assert_eq!(dev.data_dir, PathBuf::from("./data"));
         assert_eq!(dev.log, "info,vmsd=debug");
+    }
+
+    #[test]
+    fn push_section_defaults_values_and_errors() {
+        let c = Config::default();
+        assert_eq!(c.push.app_key, "key");
+        assert_eq!(c.push.app_secret, None);
+        assert_eq!(c.push.path, "/pusher");
+        assert_eq!(c.push.activity_timeout, Duration::from_secs(30));
+        assert_eq!(c.push.max_subscriptions, 100);
+        let c = parse_str(
+            "[push]\napp_key = \"app-key\"\napp_secret = \"0123456789abcdef0123\"\npath = \"\"\n\
+             activity_timeout = \"2m\"\nmax_subscriptions = 5",
+        )
+        .unwrap();
+        assert_eq!(c.push.app_key, "app-key");
+        assert_eq!(
+            c.push.app_secret.as_ref().map(SecretString::expose),
+            Some("0123456789abcdef0123")
+        );
+        assert!(!format!("{c:?}").contains("0123456789abcdef0123"));
+        assert_eq!(c.push.path, "");
+        assert_eq!(c.push.activity_timeout, Duration::from_secs(120));
+        assert_eq!(c.push.max_subscriptions, 5);
+        let e = errors(
+            "[push]\napp_key = \"a/b\"\napp_secret = \"short-secret\"\npath = \"pusher/\"\n\
+             activity_timeout = \"2h\"\nmax_subscriptions = 0\nextra = 1",
+        );
+        assert_eq!(e.len(), 6, "{e:?}");
+        assert_eq!(e[0], "unknown key 'push.extra'");
+        assert!(e.iter().all(|m| !m.contains("short-secret")), "{e:?}");
+        assert!(e
+            .iter()
+            .any(|m| m.starts_with("push.app_secret: expected 16 to 256")));
+        assert!(e.iter().any(|m| m.starts_with("push.path: expected")));
+        assert!(e
+            .iter()
+            .any(|m| m
+                .starts_with("push.activity_timeout: expected a duration from \"1s\" to \"1h\"")));
+        assert!(e
+            .iter()
+            .any(|m| m.starts_with("push.max_subscriptions: expected an integer from 1 to 10000")));
+        assert!(e.iter().any(|m| m.starts_with("push.app_key: expected")));
     }
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 use crate::app::App;
 use crate::model::now;
 use crate::shutdown::Shutdown;
-use crate::store::StoreError;
+use crate::store::{SessionEnd, StoreError};
 
 /// How often housekeeping persists last-use times and sweeps dead sessions.
 pub const HOUSEKEEPING_INTERVAL: Duration = Duration::from_secs(30);
@@ -90,7 +90,7 @@ pub fn sweep(app: &App) -> Result<usize, StoreError> {
     app.store.write_blocking(|tx| {
         let mut n = 0;
         for hash in &dead {
-            if tx.remove_session(hash)?.is_some() {
+            if tx.remove_session(hash, SessionEnd::Expired)?.is_some() {
                 n += 1;
             }
         }

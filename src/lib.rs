@@ -30,6 +30,8 @@
 //! - `stream_token` — the signed stream tokens of stream URLs (SPEC §8).
 //! - `media_hook`   — decoding a media server's authorization request; camera matching by path.
 //! - `push_protocol` — the Pusher Channels protocol: frames, channel auth, event payloads (SPEC §9).
+//! - `pushes`       — the push hub: live Pusher sockets, their channels and authorizing
+//!   sessions, and the fan-out of the store's change notices to them.
 //!
 //! The wire
 //! - `router`       — maps method + path to an endpoint; 404/405.
@@ -57,6 +59,7 @@ pub mod offline;
 pub mod password;
 pub mod permissions;
 pub mod push_protocol;
+pub mod pushes;
 pub mod router;
 pub(crate) mod server;
 pub mod shutdown;

@@ -11,7 +11,7 @@ use crate::model::{
     login_key, now, Account, AuditEntry, Session, UserType, STATUS_DISABLED, STATUS_LOCKED,
 };
 use crate::password::HashError;
-use crate::store::{StoreError, TokenHash, TxError};
+use crate::store::{SessionEnd, StoreError, TokenHash, TxError};
 use crate::validate::{self, FieldErrors, Input};
 
 /// A session counts as online when used within this window (SPEC §3).
@@ -275,7 +275,7 @@ pub async fn login(
                 for h in &hashes {
                     if let Some(s) = tx.session(h)? {
                         if s.device.as_deref() == Some(device.as_str()) {
-                            tx.remove_session(h)?;
+                            tx.remove_session(h, SessionEnd::DeviceReplaced)?;
                         }
                     }
                 }
@@ -283,7 +283,7 @@ pub async fn login(
             if let Some(id) = &session_id {
                 if let Some(h) = tx.hash_by_token_id(id)? {
                     if tx.session(&h)?.is_some_and(|s| s.account_id == account.id) {
-                        tx.remove_session(&h)?;
+                        tx.remove_session(&h, SessionEnd::Evicted)?;
                         evicted = true;
                     }
                 }
@@ -358,7 +358,7 @@ pub async fn logout(app: &App, caller: &Caller) -> Result<(), StoreError> {
     );
     app.store
         .write(|tx| {
-            tx.remove_session(&caller.token_hash)?;
+            tx.remove_session(&caller.token_hash, SessionEnd::Logout)?;
             tx.audit(&entry)
         })
         .await
@@ -393,7 +393,13 @@ pub async fn revoke_session(
                 // Nothing to write: an abort, so that no flush is waited for.
                 return Err(TxError::Abort(()));
             };
-            tx.remove_session(&hash)?;
+            // Revoking one's own current session by its id is a logout by another name.
+            let end = if hash == caller.token_hash {
+                SessionEnd::Logout
+            } else {
+                SessionEnd::Revoked
+            };
+            tx.remove_session(&hash, end)?;
             tx.audit(&entry)?;
             Ok(())
         })

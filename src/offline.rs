@@ -6,7 +6,7 @@ use crate::app::STORE_CACHE_BYTES;
 use crate::config::Config;
 use crate::model::{login_key, now, AuditEntry};
 use crate::password::Hasher;
-use crate::store::{Store, TxError};
+use crate::store::{SessionEnd, Store, TxError};
 use crate::validate::{self, FieldErrors};
 
 /// Sets `login`'s password to `password`: a password change like any other: the account's sessions end, an audit entry records it.
@@ -48,7 +48,7 @@ pub fn reset_password(config: &Config, login: &str, password: &str) -> Result<()
             account.password_hash = hash.clone();
             account.updated_at = at;
             tx.rewrite_account(&account)?;
-            tx.revoke_sessions_of(id, None)?;
+            tx.revoke_sessions_of(id, None, SessionEnd::PasswordChanged)?;
             tx.audit(&entry.about(id))?;
             Ok(())
         })

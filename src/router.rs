@@ -18,6 +18,10 @@ pub enum Endpoint {
     AdminLogout,
     AdminUpdatePassword,
     WebSocket,
+    /// The Pusher socket of SPEC §9 (`{prefix}/app/{key}`), upgraded before any body is read.
+    PusherSocket,
+    WsUrl,
+    BroadcastingAuth,
     // Admin API: regular users, temporary users, cameras, groups, permissions, licences,
     // administrators, audit (SPEC §4.2–§4.4).
     RegularUserList,
@@ -81,6 +85,19 @@ const ROUTES: &[(&str, &[(Method, Endpoint)])] = &[
         &[(Method::PUT, Endpoint::AdminUpdatePassword)],
     ),
     ("/websocket", &[(Method::GET, Endpoint::WebSocket)]),
+    ("/api/v1/wsurl", &[(Method::GET, Endpoint::WsUrl)]),
+    (
+        "/api/v1/broadcasting/auth",
+        &[(Method::POST, Endpoint::BroadcastingAuth)],
+    ),
+    // The prefixes every AIPIX client may use (push1st serves /pusher and /app; AIPIX's
+    // ingress forwards /ws too); `push.path` adds its own in `Router::new`.
+    (
+        "/pusher/app/{key}",
+        &[(Method::GET, Endpoint::PusherSocket)],
+    ),
+    ("/ws/app/{key}", &[(Method::GET, Endpoint::PusherSocket)]),
+    ("/app/{key}", &[(Method::GET, Endpoint::PusherSocket)]),
     (
         "/api/admin/v1/users",
         &[
@@ -207,13 +224,24 @@ impl Params {
     }
 }
 
+/// The Pusher socket's route under `push.path`.
+const PUSHER_SOCKET: &[(Method, Endpoint)] = &[(Method::GET, Endpoint::PusherSocket)];
+
 impl Router {
-    pub fn new() -> Result<Router, String> {
+    /// Every route of `ROUTES`, and the Pusher socket under `push_path` (`push.path`) when it
+    /// is not one of the fixed prefixes.
+    pub fn new(push_path: &str) -> Result<Router, String> {
         let mut paths = matchit::Router::new();
         for (path, methods) in ROUTES {
             paths
                 .insert(*path, *methods)
                 .map_err(|e| format!("route {path}: {e}"))?;
+        }
+        let pusher = format!("{push_path}/app/{{key}}");
+        if !ROUTES.iter().any(|(path, _)| *path == pusher) {
+            paths.insert(pusher.clone(), PUSHER_SOCKET).map_err(|e| {
+                format!("push.path {push_path:?} clashes with another route ({pusher}: {e})")
+            })?;
         }
         Ok(Router { paths })
     }
@@ -254,7 +282,7 @@ mod tests {
 
     #[test]
     fn routes_methods_and_params() -> Result<(), String> {
-        let r = Router::new()?;
+        let r = Router::new("/pusher")?;
         assert!(matches!(
             r.route(&Method::GET, "/api/v1/users/self"),
             Ok((Endpoint::SelfShow, _))
@@ -285,7 +313,7 @@ mod tests {
 
     #[test]
     fn admin_routes_keep_the_static_update_password_path_apart() -> Result<(), String> {
-        let r = Router::new()?;
+        let r = Router::new("/pusher")?;
         let (e, p) = r
             .route(&Method::GET, "/api/admin/v1/users/5")
             .map_err(|e| e.to_string())?;
@@ -307,6 +335,27 @@ mod tests {
             }
             other => return Err(format!("{other:?}")),
         }
+        Ok(())
+    }
+
+    #[test]
+    fn the_pusher_socket_follows_push_path_and_the_fixed_prefixes() -> Result<(), String> {
+        let r = Router::new("/realtime/v2")?;
+        for path in [
+            "/realtime/v2/app/key",
+            "/pusher/app/key",
+            "/ws/app/key",
+            "/app/key",
+        ] {
+            let (e, p) = r.route(&Method::GET, path).map_err(|e| e.to_string())?;
+            assert_eq!(
+                (e, p.get("key")),
+                (Endpoint::PusherSocket, Some("key")),
+                "{path}"
+            );
+        }
+        assert!(Router::new("").is_ok());
+        assert!(Router::new("/pusher").is_ok());
         Ok(())
     }
 }

@@ -232,6 +232,10 @@ async fn serve(
         // The socket outlives this request: it closes on the server's own shutdown signal.
         return handlers::websocket::upgrade(app.clone(), req, peer, shutdown).await;
     }
+    if endpoint == Endpoint::PusherSocket {
+        let key = params.get("key").unwrap_or_default().to_owned();
+        return handlers::pusher::upgrade(app.clone(), req, peer, shutdown, &key).await;
+    }
     let (parts, body) = req.into_parts();
     let max = app.config.limits.max_body_bytes;
     let declared = parts
@@ -248,7 +252,9 @@ async fn serve(
     } else {
         collect_body(body, max).await?
     };
-    if !bytes.is_empty() && parts.method != Method::GET {
+    // SPEC §9: the channel auth route reads its body as JSON or a form whatever the
+    // Content-Type says (the AIPIX iOS SDK sends none, the others a form type).
+    if !bytes.is_empty() && parts.method != Method::GET && endpoint != Endpoint::BroadcastingAuth {
         if let Some(ct) = parts.headers.get(header::CONTENT_TYPE) {
             if !ct.to_str().is_ok_and(is_json_content_type) {
                 return Err(ApiError::UnsupportedMediaType);

@@ -1,6 +1,7 @@
 //! Login throttling of SPEC §3, in memory: per-account lockout after consecutive failures
 //! (it blocks new logins only; open sessions keep working) and per-IP attempt windows, both
-//! bounded so that a flood of distinct sources cannot grow memory.
+//! bounded so that a flood of distinct sources cannot grow memory; the same per-IP window
+//! also limits `GET /api/v1/wsurl` (SPEC §9).
 
 use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
@@ -44,7 +45,9 @@ impl Drop for Admission<'_> {
 #[derive(Default)]
 pub struct Throttle {
     failures: Mutex<HashMap<u64, Failures>>,
-    ip_attempts: Mutex<HashMap<IpAddr, VecDeque<Instant>>>,
+    ip_attempts: IpWindow,
+    /// `GET /api/v1/wsurl` per IP (SPEC §9: 20 per 5 min).
+    pub wsurl: IpWindow,
 }
 
 fn lock(map: &Mutex<HashMap<u64, Failures>>) -> std::sync::MutexGuard<'_, HashMap<u64, Failures>> {
@@ -143,8 +146,22 @@ impl Throttle {
 
     /// Counts a login attempt from `ip`; Err(seconds) when the window is full.
     pub(crate) fn throttle_ip(&self, ip: IpAddr, limit: u32, window: Duration) -> Result<(), u64> {
+        self.ip_attempts.hit(ip, limit, window)
+    }
+}
+
+/// Requests per IP address in a sliding window (login attempts, `GET /api/v1/wsurl`),
+/// bounded to `MAX_TRACKED` addresses.
+#[derive(Default)]
+pub struct IpWindow {
+    hits: Mutex<HashMap<IpAddr, VecDeque<Instant>>>,
+}
+
+impl IpWindow {
+    /// Counts a request from `ip`; Err(seconds to wait) when `limit` are already in `window`.
+    pub fn hit(&self, ip: IpAddr, limit: u32, window: Duration) -> Result<(), u64> {
         let now = Instant::now();
-        let mut map = self.ip_attempts.lock().unwrap_or_else(|p| p.into_inner());
+        let mut map = self.hits.lock().unwrap_or_else(|p| p.into_inner());
         if map.len() >= MAX_TRACKED && !map.contains_key(&ip) {
             map.retain(|_, q| q.back().is_some_and(|t| now.duration_since(*t) < window));
         }

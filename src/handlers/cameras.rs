@@ -15,7 +15,7 @@ use crate::app::App;
 use crate::error::ApiError;
 use crate::model::{now, Camera, DEFAULT_CAMERA_TYPE};
 use crate::permissions::license_usage;
-use crate::store::{Tx, TxError, TxResult};
+use crate::store::{Notice, Tx, TxError, TxResult};
 use crate::validate::{self, Input};
 use crate::views::camera_view;
 
@@ -332,6 +332,12 @@ pub async fn delete(app: &App, req: &Request) -> HandlerResult {
                 };
                 let before = license_usage(&account);
                 account.cameras.remove(&id);
+                // Deleting a camera detaches it from everyone who had it (SPEC §9).
+                tx.notice(Notice::CamerasChanged {
+                    account_id: account.id,
+                    attached: Vec::new(),
+                    detached: vec![id],
+                });
                 let after = license_usage(&account);
                 for i in 0..3 {
                     usage_before[i] += before[i];

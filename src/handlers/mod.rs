@@ -9,6 +9,8 @@ mod camera_groups;
 mod cameras;
 mod current_user;
 mod misc;
+pub(crate) mod pusher;
+pub(crate) mod pushes;
 mod sessions;
 mod special_users;
 pub mod websocket;
@@ -219,8 +221,8 @@ pub fn paginated(
     })
 }
 
-/// Runs the handler of a routed request. The WebSocket endpoint never reaches here: the
-/// server hands its upgrade to `handlers::websocket` before reading a body.
+/// Runs the handler of a routed request. The socket endpoints never reach here: the server
+/// hands their upgrades to `handlers::websocket` and `handlers::pusher` before reading a body.
 pub async fn dispatch(app: &App, endpoint: Endpoint, req: Request) -> HandlerResult {
     match endpoint {
         Endpoint::Healthz => misc::healthz(app).await,
@@ -234,7 +236,9 @@ pub async fn dispatch(app: &App, endpoint: Endpoint, req: Request) -> HandlerRes
         Endpoint::AdminToken => sessions::admin_token(app, &req).await,
         Endpoint::AdminLogout => sessions::admin_logout(app, &req).await,
         Endpoint::AdminUpdatePassword => current_user::admin_update_password(app, &req).await,
-        Endpoint::WebSocket => Err(ApiError::NotFound),
+        Endpoint::WebSocket | Endpoint::PusherSocket => Err(ApiError::NotFound),
+        Endpoint::WsUrl => pushes::wsurl(app, &req),
+        Endpoint::BroadcastingAuth => pushes::broadcasting_auth(app, &req),
         Endpoint::RegularUserList => admin_users::list(app, &req),
         Endpoint::RegularUserCreate => admin_users::create(app, &req).await,
         Endpoint::RegularUserShow => admin_users::show(app, &req),

@@ -8,6 +8,8 @@
 //!   precede every 2xx to a write), `Tx` with its typed writes, `TxError<E>`.
 //! - `cache`  — what is kept decoded in memory between writes (sessions and accounts of
 //!   recent callers, the licence pools) and last-use times persisted lazily.
+//! - `notices` — the domain facts a commit reports (`Notice`), delivered after its flush in
+//!   commit order to the `NoticeSink` the daemon sets.
 //! - `export` — every record of every tree, for `vmsd backup` / `vmsd restore`.
 //!
 //! Records are JSON: readable in a backup, and the same encoding the API speaks. Keys that are
@@ -15,6 +17,7 @@
 
 mod cache;
 mod export;
+mod notices;
 mod open;
 mod tx;
 
@@ -28,6 +31,7 @@ use sled::Tree;
 use crate::model::{Account, AuditEntry, Camera, CameraGroup, Session};
 
 pub use cache::Authenticated;
+pub use notices::{Notice, NoticeSink, SessionEnd};
 pub use tx::{LoginTaken, Never, Tx, TxError, TxResult};
 
 /// The on-disk layout this build reads and writes. Bump with a migration when it changes.
@@ -162,6 +166,7 @@ pub struct Store {
     next_audit_id: AtomicU64,
     flush: tx::GroupFlush,
     cache: cache::Cache,
+    notices: notices::Notices,
 }
 
 fn id_key(id: u64) -> [u8; 8] {
@@ -247,6 +252,14 @@ impl Store {
         tree.get(name)?
             .map(|v| v.to_vec())
             .ok_or_else(|| StoreError::Corrupt(format!("name_secret: {name} vanished")))
+    }
+}
+
+impl Store {
+    /// Sets who hears of committed changes (once; false if one was set already). Commits
+    /// before it report to nobody.
+    pub fn set_notice_sink(&self, sink: std::sync::Arc<dyn NoticeSink>) -> bool {
+        self.notices.set_sink(sink)
     }
 }
 

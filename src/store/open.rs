@@ -79,6 +79,7 @@ impl Store {
             next_audit_id: AtomicU64::new(last_audit + 1),
             flush: Default::default(),
             cache: Default::default(),
+            notices: Default::default(),
         })
     }
 }

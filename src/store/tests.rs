@@ -108,7 +108,7 @@ fn authentication_never_sees_records_older_than_the_last_write(
     assert_eq!(after.account.status, crate::model::STATUS_DISABLED);
 
     // A revoked session is gone on the next call.
-    store.write_blocking(|tx| tx.remove_session(&hash).map(drop))?;
+    store.write_blocking(|tx| tx.remove_session(&hash, SessionEnd::Logout).map(drop))?;
     assert!(store.authenticated(&hash)?.is_none());
 
     // Many callers: the cache stays bounded and every answer is still right.
@@ -287,7 +287,8 @@ fn sessions_index_both_ways_and_revoke_keeps_one() -> Result<(), Box<dyn std::er
         tx.add_session(&h3, &session(a.id, "t3"))
     })?;
     assert_eq!(store.sessions_of(a.id)?.len(), 3);
-    let revoked = store.write_blocking(|tx| tx.revoke_sessions_of(a.id, Some(&h2)))?;
+    let revoked =
+        store.write_blocking(|tx| tx.revoke_sessions_of(a.id, Some(&h2), SessionEnd::Revoked))?;
     assert_eq!(revoked, 2);
     let left = store.sessions_of(a.id)?;
     assert_eq!(left.len(), 1);

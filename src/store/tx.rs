@@ -6,6 +6,7 @@
 //! A closure may abort with its caller's own domain error `E` (garage's `TxError<E>`): the
 //! store carries it out untouched and never needs to know what it means.
 
+use std::cell::RefCell;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde::de::DeserializeOwned;
@@ -14,6 +15,7 @@ use sled::transaction::{
 };
 use sled::Transactional;
 
+use super::notices::{Notice, Pending, SessionEnd};
 use super::{
     account_audit_key, decode_found, encode, hashes_of, id_key, ids_found, indexed_account, key_id,
     Store, StoreError, TokenHash, TxTrees,
@@ -95,12 +97,17 @@ impl Store {
     /// Runs `f` as one sled transaction over every tree, then waits until the change is on
     /// disk. `f` may run more than once (sled retries on conflict), so it must be pure: hash
     /// passwords and allocate audit ids before. An abort, or a commit that wrote nothing, is
-    /// not flushed.
+    /// not flushed. The notices the committed attempt recorded go to the notice sink after
+    /// the flush (see `notices`).
     pub async fn commit<T, E>(&self, f: impl Fn(&Tx<'_>) -> TxResult<T, E>) -> TxResult<T, E> {
-        let (value, wrote) = self.transaction(f)?;
+        let (value, wrote, pending) = self.transaction(f)?;
         if wrote {
-            self.flush().await?;
+            if let Err(e) = self.flush().await {
+                pending.flush_failed();
+                return Err(e.into());
+            }
         }
+        pending.deliver();
         Ok(value)
     }
 
@@ -116,10 +123,14 @@ impl Store {
 
     /// `commit` off the runtime: the CLI, start-up, housekeeping on the blocking pool.
     pub fn commit_blocking<T, E>(&self, f: impl Fn(&Tx<'_>) -> TxResult<T, E>) -> TxResult<T, E> {
-        let (value, wrote) = self.transaction(f)?;
+        let (value, wrote, pending) = self.transaction(f)?;
         if wrote {
-            self.flush_blocking()?;
+            if let Err(e) = self.flush_blocking() {
+                pending.flush_failed();
+                return Err(e.into());
+            }
         }
+        pending.deliver();
         Ok(value)
     }
 
@@ -132,8 +143,16 @@ impl Store {
             .map_err(TxError::into_store)
     }
 
-    /// The transaction alone; also says whether it wrote anything.
-    fn transaction<T, E>(&self, f: impl Fn(&Tx<'_>) -> TxResult<T, E>) -> TxResult<(T, bool), E> {
+    /// The transaction alone; also says whether it wrote anything, and holds the notices of
+    /// the attempt that committed, numbered in commit order.
+    fn transaction<T, E>(
+        &self,
+        f: impl Fn(&Tx<'_>) -> TxResult<T, E>,
+    ) -> TxResult<(T, bool, Pending<'_>), E> {
+        // Held across the transaction so that the sequence number given to its notices is
+        // its place in the commit order. sled 0.34 already runs one transaction at a time
+        // (a global lock around the closure and its commit), so this costs no concurrency.
+        let mut order = self.notices.order();
         let result = self.trees.transactional().as_slice().transaction(|views| {
             let trees = TxTrees::from_views(views).ok_or_else(|| {
                 ConflictableTransactionError::Abort(Err(StoreError::Corrupt(
@@ -143,9 +162,10 @@ impl Store {
             let tx = Tx {
                 t: trees,
                 wrote: std::cell::Cell::new(false),
+                notices: RefCell::new(Vec::new()),
             };
             match f(&tx) {
-                Ok(v) => Ok((v, tx.wrote.get())),
+                Ok(v) => Ok((v, tx.wrote.get(), tx.notices.take())),
                 Err(TxError::Abort(e)) => Err(ConflictableTransactionError::Abort(Ok(e))),
                 Err(TxError::Store(StoreError::Conflict)) => {
                     Err(ConflictableTransactionError::Conflict)
@@ -159,7 +179,10 @@ impl Store {
         // Whether it committed or not: a spurious bump costs one re-read per cached record.
         self.cache.written();
         match result {
-            Ok(v) => Ok(v),
+            Ok((v, wrote, notices)) => {
+                let pending = self.notices.pending(&mut order, notices);
+                Ok((v, wrote, pending))
+            }
             Err(TransactionError::Abort(Ok(e))) => Err(TxError::Abort(e)),
             Err(TransactionError::Abort(Err(e))) => Err(TxError::Store(e)),
             Err(TransactionError::Storage(e)) => Err(TxError::Store(StoreError::Sled(e))),
@@ -198,6 +221,8 @@ pub struct Tx<'a> {
     t: TxTrees<'a>,
     /// Whether anything was written: a commit that wrote nothing waits for no flush.
     wrote: std::cell::Cell<bool>,
+    /// What this attempt changed that listeners care about; kept only if it commits.
+    notices: RefCell<Vec<Notice>>,
 }
 
 fn get<T: DeserializeOwned>(
@@ -296,7 +321,7 @@ impl Tx<'_> {
 
     /// Removes an account, its login, its sessions and its camera assignments.
     pub fn delete_account(&self, account: &Account) -> Result<(), StoreError> {
-        self.revoke_sessions_of(account.id, None)?;
+        self.revoke_sessions_of(account.id, None, SessionEnd::AccountDeleted)?;
         for camera_id in &account.cameras {
             self.unlink_camera(*camera_id, account.id)?;
         }
@@ -349,8 +374,12 @@ impl Tx<'_> {
         Ok(())
     }
 
-    /// Removes one session; returns it if it existed.
-    pub fn remove_session(&self, hash: &TokenHash) -> Result<Option<Session>, StoreError> {
+    /// Removes one session, ended for the reason `end`; returns it if it existed.
+    pub fn remove_session(
+        &self,
+        hash: &TokenHash,
+        end: SessionEnd,
+    ) -> Result<Option<Session>, StoreError> {
         let Some(session) = self.session(hash)? else {
             return Ok(None);
         };
@@ -362,22 +391,35 @@ impl Tx<'_> {
         self.set_session_hashes(session.account_id, &hashes)?;
         self.del(self.t.tokenid_tokenhash, session.access_token_id.as_bytes())?;
         self.del(self.t.tokenhash_session, hash.as_slice())?;
+        self.notice(Notice::SessionEnded {
+            account_id: session.account_id,
+            access_token_id: session.access_token_id.clone(),
+            end,
+        });
         Ok(Some(session))
     }
 
-    /// Revokes every session of an account but `keep`; returns how many went.
+    /// Revokes every session of an account but `keep`, for the reason `end`; returns how
+    /// many went.
     pub fn revoke_sessions_of(
         &self,
         account_id: u64,
         keep: Option<&TokenHash>,
+        end: SessionEnd,
     ) -> Result<usize, StoreError> {
         let mut revoked = 0;
         for hash in self.session_hashes(account_id)? {
-            if Some(&hash) != keep && self.remove_session(&hash)?.is_some() {
+            if Some(&hash) != keep && self.remove_session(&hash, end)?.is_some() {
                 revoked += 1;
             }
         }
         Ok(revoked)
+    }
+
+    /// Records a change for the notice sink; it is delivered only if this attempt commits,
+    /// after the flush. Session ends are recorded by the session methods themselves.
+    pub fn notice(&self, notice: Notice) {
+        self.notices.borrow_mut().push(notice);
     }
 
     /// Appends an audit entry (its id allocated by `Store::next_audit_id` before the

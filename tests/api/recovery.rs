@@ -242,6 +242,16 @@ async fn backup_and_restore_round_trip_every_record_and_refuse_what_they_should(
     let out = b.run("restore", &file, &copy, &[]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(snapshot(&copy).raw, source.raw);
+    // The generated push.app_secret (SPEC §9) travels with it: restored signatures verify.
+    let secret_of = |dir: &std::path::Path| {
+        vmsd::store::Store::open(dir, 1 << 20)
+            .unwrap()
+            .secret_or_insert(vmsd::app::PUSH_APP_SECRET, b"absent")
+            .unwrap()
+    };
+    let original = secret_of(&data);
+    assert!(original.len() >= 32, "generated at the first start");
+    assert_eq!(secret_of(&copy), original);
 
     // Into a dir with data: refused without --force, and nothing touched.
     let out = b.run("restore", &file, &data, &[]);

@@ -7,6 +7,7 @@
 use vmsd::config::Argon2Config;
 use vmsd::model::{now, Session, UserType};
 use vmsd::password::Hasher;
+use vmsd::store::SessionEnd;
 
 use crate::common::TestServer;
 
@@ -72,7 +73,7 @@ async fn a_hash_with_other_parameters_is_replaced_at_the_next_successful_login_o
 
     s.app
         .store
-        .write_blocking(|tx| tx.remove_session(&filler).map(drop))
+        .write_blocking(|tx| tx.remove_session(&filler, SessionEnd::Revoked).map(drop))
         .unwrap();
     let before = stored();
     let audited = audit_total();
@@ -99,7 +100,7 @@ async fn a_hash_with_other_parameters_is_replaced_at_the_next_successful_login_o
     // The password still works, now against the new hash (one place under the limit freed).
     s.app
         .store
-        .write_blocking(|tx| tx.remove_session(&kept).map(drop))
+        .write_blocking(|tx| tx.remove_session(&kept, SessionEnd::Revoked).map(drop))
         .unwrap();
     let token = s.login("rehashed", "the-old-default").await;
     assert_eq!(s.self_status(&token).await, 200);

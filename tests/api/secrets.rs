@@ -88,6 +88,27 @@ async fn a_full_session_logged_at_trace_leaves_no_secret_in_the_log() {
             .call("POST", "/api/v1/token", None, Some(login(USER_PASSWORD)))
             .await,
     );
+    // SPEC §9: where the push socket is, and a channel signature for the client's socket.
+    let mut push_replies = Vec::new();
+    push_replies.push(daemon.call("GET", "/api/v1/wsurl", None, None).await);
+    let sam_id = daemon
+        .call("GET", "/api/v1/users/self", Some(&client), None)
+        .await
+        .body["id"]
+        .as_u64()
+        .unwrap();
+    let r = daemon
+        .call(
+            "POST",
+            "/api/v1/broadcasting/auth",
+            Some(&client),
+            Some(
+                json!({"socket_id": "1234.1234", "channel_name": format!("private-user.{sam_id}")}),
+            ),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    push_replies.push(r);
     let r = daemon
         .call(
             "PUT",
@@ -192,6 +213,20 @@ async fn a_full_session_logged_at_trace_leaves_no_secret_in_the_log() {
         secrets.push(("an argon2 salt".into(), parts[4].to_owned()));
         secrets.push(("an argon2 digest".into(), parts[5].to_owned()));
     }
+    let push_secret = store
+        .secret_or_insert(vmsd::app::PUSH_APP_SECRET, b"absent")
+        .unwrap();
+    assert!(push_secret.len() >= 32);
+    for reply in &push_replies {
+        assert!(
+            !String::from_utf8_lossy(&reply.raw).contains(&hex::encode(&push_secret)),
+            "push.app_secret in a response"
+        );
+    }
+    secrets.push((
+        "push.app_secret".into(),
+        String::from_utf8_lossy(&push_secret).into_owned(),
+    ));
     assert!(secrets.len() >= 6 + 6 + 6, "{} secrets", secrets.len());
     for (what, secret) in &secrets {
         assert!(

@@ -3,7 +3,9 @@
 //! flood from one socket cannot starve the others, pings every 30 s, closes after 2 min without
 //! traffic, a message size limit, and caps on sockets per account and in total. What the
 //! actions do is in `actions`, what a frame's envelope and errors look like in `protocol`, how
-//! a `user/update` is decoded in `patch`; the counts and timing in `crate::sockets`.
+//! a `user/update` is decoded in `patch`; the counts and timing in `crate::sockets`. The
+//! handshake check, pacing, sending and closing helpers are shared with the Pusher socket
+//! (`handlers::pusher`).
 
 mod actions;
 mod patch;
@@ -57,9 +59,9 @@ const CLOSE_LINGER: Duration = Duration::from_secs(2);
 /// frame reaches the client instead of being lost to a TCP reset.
 const DRAIN_LIMIT_BYTES: usize = 4 * 1024 * 1024;
 
-type Socket = WebSocketStream<TokioIo<hyper::upgrade::Upgraded>>;
+pub(crate) type Socket = WebSocketStream<TokioIo<hyper::upgrade::Upgraded>>;
 
-fn socket_config() -> WebSocketConfig {
+pub(crate) fn socket_config() -> WebSocketConfig {
     WebSocketConfig::default()
         .read_buffer_size(16 * 1024)
         .write_buffer_size(0)
@@ -70,7 +72,7 @@ fn socket_config() -> WebSocketConfig {
 
 /// How many sockets may be open at once: half the connection limit, so sockets alone cannot
 /// take every place a REST client needs.
-fn max_sockets(app: &App) -> usize {
+pub(crate) fn max_sockets(app: &App) -> usize {
     (app.config.limits.max_connections / 2).max(1)
 }
 
@@ -122,7 +124,7 @@ pub async fn upgrade(
     Ok(response)
 }
 
-fn header_has_token(headers: &HeaderMap, name: header::HeaderName, token: &str) -> bool {
+pub(crate) fn header_has_token(headers: &HeaderMap, name: header::HeaderName, token: &str) -> bool {
     headers.get_all(name).iter().any(|v| {
         v.to_str().is_ok_and(|s| {
             s.split(',')
@@ -133,13 +135,13 @@ fn header_has_token(headers: &HeaderMap, name: header::HeaderName, token: &str) 
 
 /// Why a request to `/websocket` is not a handshake this server accepts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Refusal {
+pub(crate) struct Refusal {
     status: StatusCode,
     message: &'static str,
 }
 
 impl Refusal {
-    fn into_response(self) -> Response<Body> {
+    pub(crate) fn into_response(self) -> Response<Body> {
         let mut r = json_response(self.status, &json!({ "message": self.message }));
         r.headers_mut()
             .insert(header::UPGRADE, HeaderValue::from_static("websocket"));
@@ -152,7 +154,7 @@ impl Refusal {
 }
 
 /// The client's `Sec-WebSocket-Key` when the request is a WebSocket handshake RFC 6455 accepts.
-fn handshake_key(headers: &HeaderMap) -> Result<String, Refusal> {
+pub(crate) fn handshake_key(headers: &HeaderMap) -> Result<String, Refusal> {
     if !header_has_token(headers, header::UPGRADE, "websocket")
         || !header_has_token(headers, header::CONNECTION, "upgrade")
     {
@@ -194,20 +196,20 @@ fn rest_server_url(headers: &HeaderMap) -> String {
 }
 
 /// A token bucket that delays the reading of the next frame instead of refusing it.
-struct Pace {
+pub(crate) struct Pace {
     tokens: f64,
     last: Instant,
 }
 
 impl Pace {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Pace {
             tokens: FRAME_BURST,
             last: Instant::now(),
         }
     }
 
-    async fn take(&mut self) {
+    pub(crate) async fn take(&mut self) {
         let now = Instant::now();
         let elapsed = now.duration_since(self.last).as_secs_f64();
         self.last = now;
@@ -223,7 +225,7 @@ impl Pace {
     }
 }
 
-async fn send(ws: &mut Socket, message: Message) -> Result<(), ()> {
+pub(crate) async fn send(ws: &mut Socket, message: Message) -> Result<(), ()> {
     match tokio::time::timeout(SEND_TIMEOUT, ws.send(message)).await {
         Ok(Ok(())) => Ok(()),
         Ok(Err(e)) => {
@@ -238,7 +240,7 @@ async fn send(ws: &mut Socket, message: Message) -> Result<(), ()> {
 }
 
 /// Sends a close frame and waits a little for the client's, so the close is clean.
-async fn close(ws: &mut Socket, code: CloseCode, reason: &'static str) {
+pub(crate) async fn close(ws: &mut Socket, code: CloseCode, reason: &'static str) {
     let frame = CloseFrame {
         code,
         reason: reason.into(),
@@ -254,7 +256,7 @@ async fn close(ws: &mut Socket, code: CloseCode, reason: &'static str) {
 
 /// After an oversized frame the stream is mid-frame and cannot be parsed any more: say why
 /// (1009), then read and drop what the client is still sending, within bounds.
-async fn close_oversized(ws: &mut Socket) {
+pub(crate) async fn close_oversized(ws: &mut Socket) {
     let frame = CloseFrame {
         code: CloseCode::Size,
         reason: "message too big".into(),
