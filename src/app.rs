@@ -5,10 +5,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::config::Config;
 use crate::files::create_private_dir;
+use crate::media_access::RefusalCounts;
 use crate::password::Hasher;
 use crate::router::Router;
 use crate::sockets::Sockets;
 use crate::store::{Store, StoreError};
+use crate::stream_token::StreamKey;
 use crate::throttle::Throttle;
 use crate::views::RenderedLicenses;
 
@@ -31,8 +33,16 @@ pub struct App {
     /// Held from an "another active administrator remains" check to its commit, so that two
     /// changes cannot each demote, disable or delete one of the last two administrators.
     pub admin_changes: tokio::sync::Mutex<()>,
+    /// Signs and checks stream tokens (SPEC §8); its secret is generated at first start and
+    /// kept in the store, so backups carry it and a restart keeps tokens valid.
+    pub stream_key: StreamKey,
+    /// The media hook's refusals since start.
+    pub media_refusals: RefusalCounts,
     shutting_down: AtomicBool,
 }
+
+/// The name of the stream token key's secret in the store.
+const STREAM_KEY_SECRET: &str = "stream_token_key";
 
 /// Why the daemon could not start; `main` prints it and picks the exit code.
 #[derive(Debug)]
@@ -75,6 +85,15 @@ pub fn describe_open_failure(dir: &std::path::Path, e: &StoreError) -> String {
     }
 }
 
+/// The stream token key kept in the store, generated (and stored) on a first start.
+fn load_stream_key(store: &Store) -> Result<StreamKey, StartError> {
+    let (fresh, _) = StreamKey::generate().map_err(|e| StartError::Other(e.to_string()))?;
+    let secret = store
+        .secret_or_insert(STREAM_KEY_SECRET, &fresh)
+        .map_err(|e| StartError::Store(format!("cannot read the stream token key: {e}")))?;
+    StreamKey::from_bytes(&secret).map_err(|e| StartError::Store(e.to_string()))
+}
+
 impl App {
     /// Opens the store in `config.data_dir` and builds what requests share. A first start
     /// also needs its first admin: `daemon::open_app` does both.
@@ -87,6 +106,7 @@ impl App {
             .map_err(|e| StartError::Store(describe_open_failure(&dir, &e)))?;
         let hasher = Hasher::new(&config.argon2).map_err(StartError::Other)?;
         let router = Router::new().map_err(StartError::Other)?;
+        let stream_key = load_stream_key(&store)?;
         let app = App {
             config,
             store,
@@ -96,6 +116,8 @@ impl App {
             licenses_json: RenderedLicenses::default(),
             sockets: Sockets::default(),
             admin_changes: tokio::sync::Mutex::new(()),
+            stream_key,
+            media_refusals: RefusalCounts::default(),
             shutting_down: AtomicBool::new(false),
         };
         Ok(app)

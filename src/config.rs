@@ -238,6 +238,22 @@ pub fn parse_duration(s: &str) -> Option<Duration> {
 /// The file is parsed into a `toml::Table` and walked by hand against the schema instead of
 /// being deserialized with serde: serde stops at the first problem, and SPEC §7 wants every
 /// problem (unknown keys, wrong types, out-of-range values) reported at once.
+/// `vmsd serve --hook-listen`: the same rule as `media.hook_listen` ("" disables the hook).
+pub fn parse_hook_listen(text: &str) -> Result<Option<SocketAddr>, String> {
+    if text.is_empty() {
+        return Ok(None);
+    }
+    match text.parse::<SocketAddr>() {
+        Ok(addr) if addr.ip().is_loopback() => Ok(Some(addr)),
+        Ok(_) => Err(format!(
+            "must be a loopback address (127.0.0.0/8 or ::1), or \"\" to disable the hook, got {text:?}"
+        )),
+        Err(_) => Err(format!(
+            "expected a loopback address like \"127.0.0.1:8181\", or \"\" to disable the hook, got {text:?}"
+        )),
+    }
+}
+
 pub fn parse_str(text: &str) -> Result<Config, ConfigErrors> {
     let root: Table = match text.parse() {
         Ok(root) => root,

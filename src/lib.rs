@@ -6,6 +6,7 @@
 //! - `daemon`       — `run(config, listeners, shutdown)`: everything `vmsd serve` does once its
 //!   listeners are open (TLS, the store, background tasks, systemd, drain, final flush).
 //! - `server`       — the accept loop: TLS handshake, hyper HTTP/1.1 connections, limits, drain.
+//! - `hook_server`  — the media hook's plain-HTTP loopback listener (SPEC §8): limits, drain.
 //! - `tls`          — rustls server config (ring provider), PEM, self-signed certificate, reload.
 //! - `systemd`      — sd_notify, watchdog, socket activation.
 //! - `logging`      — journald or stderr, never both.
@@ -28,6 +29,7 @@
 //! - `sockets`      — the registry of open WebSockets.
 //! - `stream_token` — the signed stream tokens of stream URLs (SPEC §8).
 //! - `media_hook`   — decoding a media server's authorization request; camera matching by path.
+//! - `media_access` — who may watch which camera: issuing stream tokens, the hook's decision.
 //! - `push_protocol` — the Pusher Channels protocol: frames, channel auth, event payloads (SPEC §9).
 //!
 //! The wire
@@ -47,9 +49,11 @@ pub mod daemon;
 pub mod error;
 pub mod files;
 pub mod handlers;
+pub mod hook_server;
 pub mod housekeeping;
 pub mod logging;
 pub mod login;
+pub mod media_access;
 pub mod media_hook;
 pub mod model;
 pub mod password;

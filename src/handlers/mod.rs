@@ -7,6 +7,7 @@ pub mod admin_misc;
 pub mod admin_users;
 pub mod camera_groups;
 pub mod cameras;
+pub mod client_cameras;
 pub mod current_user;
 pub mod misc;
 pub mod sessions;
@@ -261,5 +262,8 @@ pub async fn dispatch(app: &App, endpoint: Endpoint, req: Request) -> HandlerRes
         Endpoint::AdminList => admin_misc::admins(app, &req),
         Endpoint::AdminCreate => admin_misc::create_admin(app, &req).await,
         Endpoint::AuditList => admin_misc::audit(app, &req),
+        Endpoint::ClientCameraTree => client_cameras::flat_tree(app, &req),
+        Endpoint::ClientCameraShow => client_cameras::show(app, &req),
+        Endpoint::ClientCameraStreams => client_cameras::streams(app, &req),
     }
 }

@@ -150,6 +150,7 @@ trees! {
         camera_groups,
         cameraid_accountids,
         parentid_subuserids,
+        mediapath_cameraid,
     ]
 }
 
@@ -445,6 +446,48 @@ impl Store {
             .get(id_key(camera_id))?
             .map(|b| ids_of(&b))
             .unwrap_or_default())
+    }
+
+    /// The camera a media path names (SPEC §8): the one holding it as its own `media_path`,
+    /// or, for `cam{id}`, camera `id` when it has no path of its own. One or two reads, no
+    /// scan: the hook calls this for each prefix of every stream path it checks.
+    pub fn camera_id_by_media_path(&self, path: &str) -> Result<Option<u64>, StoreError> {
+        if let Some(id) = self.trees.mediapath_cameraid.get(path.as_bytes())? {
+            return Ok(key_id(&id));
+        }
+        let Some(id) = crate::model::default_media_path_id(path) else {
+            return Ok(None);
+        };
+        #[derive(serde::Deserialize)]
+        struct StoredMediaPath {
+            #[serde(default)]
+            media_path: Option<String>,
+        }
+        let stored: Option<StoredMediaPath> =
+            Self::get(&self.trees.cameras, "cameras", &id_key(id))?;
+        Ok(stored.filter(|s| s.media_path.is_none()).map(|_| id))
+    }
+
+    /// The session whose public `access_token_id` this is, with its account (from the same
+    /// cache as `authenticated`): what a stream token names.
+    pub fn authenticated_by_token_id(
+        &self,
+        access_token_id: &str,
+    ) -> Result<Option<Authenticated>, StoreError> {
+        match self
+            .trees
+            .tokenid_tokenhash
+            .get(access_token_id.as_bytes())?
+        {
+            None => Ok(None),
+            Some(hash) => {
+                let hash: TokenHash = hash
+                    .as_ref()
+                    .try_into()
+                    .map_err(|_| StoreError::Corrupt("tokenid_tokenhash value".into()))?;
+                self.authenticated(&hash)
+            }
+        }
     }
 
     /// A regular user's sub-users (`parentid_subuserids`), kept so that deleting a user finds,

@@ -29,6 +29,8 @@ pub const ADMIN_PASSWORD: &str = "admin-password-1";
 
 pub struct TestServer {
     pub addr: SocketAddr,
+    /// The media hook's plain-HTTP address, when enabled.
+    pub hook_addr: Option<SocketAddr>,
     pub app: Arc<App>,
     pub dir: tempfile::TempDir,
     connector: TlsConnector,
@@ -55,6 +57,12 @@ pub fn test_config(dir: &std::path::Path) -> Config {
             ..defaults.argon2.clone()
         },
         log: "warn".into(),
+        media: vmsd::config::MediaConfig {
+            // Port 0: parallel tests must not compete for 8181; `TestServer::hook_addr` says
+            // where it landed.
+            hook_listen: Some("127.0.0.1:0".parse().unwrap()),
+            ..defaults.media.clone()
+        },
         ..defaults
     }
 }
@@ -77,6 +85,7 @@ impl TestServer {
         let addr = listener.local_addr().unwrap();
         let daemon = Daemon::open(cfg, vec![listener], Some(ADMIN_PASSWORD.to_owned())).unwrap();
         let app = daemon.app();
+        let hook_addr = daemon.hook_addr();
         let (trigger, mut shutdown) = shutdown::channel();
         let stop = async move { shutdown.wait().await };
         let task = tokio::spawn(daemon.run(stop, Arc::new(tokio::sync::Notify::new())));
@@ -95,6 +104,7 @@ impl TestServer {
         .with_no_client_auth();
         TestServer {
             addr,
+            hook_addr,
             app,
             dir,
             connector: TlsConnector::from(Arc::new(client)),

@@ -215,7 +215,10 @@ fn write_routes(f: &Fixture) -> Vec<WriteRoute> {
                 | Endpoint::PermissionList
                 | Endpoint::LicenseList
                 | Endpoint::AdminList
-                | Endpoint::AuditList => continue,
+                | Endpoint::AuditList
+                | Endpoint::ClientCameraTree
+                | Endpoint::ClientCameraShow
+                | Endpoint::ClientCameraStreams => continue,
                 // These revoke the caller's token or a session named in the path; a body,
                 // if any, is not read.
                 Endpoint::ClientLogout | Endpoint::SessionRevoke | Endpoint::AdminLogout => {

@@ -34,7 +34,7 @@ fn free_port() -> u16 {
 fn write_config(dir: &Path, listen: &str) -> std::path::PathBuf {
     let path = dir.join("vmsd.toml");
     let text = format!(
-        "listen = [\"{listen}\"]\ndata_dir = \"{}\"\nlog = \"warn\"\n[argon2]\nmemory_kib = 256\niterations = 1\n",
+        "listen = [\"{listen}\"]\ndata_dir = \"{}\"\nlog = \"warn\"\n[argon2]\nmemory_kib = 256\niterations = 1\n[media]\nhook_listen = \"127.0.0.1:0\"\n",
         dir.join("data").display()
     );
     std::fs::write(&path, text).unwrap();
