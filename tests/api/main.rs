@@ -26,6 +26,8 @@ mod seed_shapes;
 mod sessions;
 mod special_users;
 mod systemd;
+mod video;
+mod video_revocation;
 mod websocket;
 mod websocket_limits;
 mod websocket_users;
