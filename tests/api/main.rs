@@ -19,6 +19,7 @@ mod hostile_listener;
 mod invariants;
 mod licenses;
 mod limits;
+mod nginx;
 mod recovery;
 mod regular_users;
 mod secrets;
