@@ -42,7 +42,7 @@ pub struct App {
 }
 
 /// The name of the stream token key's secret in the store.
-const STREAM_KEY_SECRET: &str = "stream_token_key";
+pub const STREAM_KEY_SECRET: &str = "stream_token_key";
 
 /// Why the daemon could not start; `main` prints it and picks the exit code.
 #[derive(Debug)]
