@@ -290,7 +290,10 @@ mod tests {
         assert_eq!(b.next_audit_id(), 2);
         // The stream token key and the media path index came along (SPEC §8): a restored box
         // keeps checking the tokens it issued, and its paths name the same cameras.
-        assert_eq!(b.secret_or_insert(STREAM_KEY_NAME, &[0u8; 32])?, vec![7u8; 32]);
+        assert_eq!(
+            b.secret_or_insert(STREAM_KEY_NAME, &[0u8; 32])?,
+            vec![7u8; 32]
+        );
         assert_eq!(b.camera_id_by_media_path("site/door")?, Some(7));
         assert_eq!(b.camera_id_by_media_path("cam8")?, Some(8));
         assert_eq!(b.camera_id_by_media_path("cam7")?, None);
