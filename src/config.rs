@@ -1035,6 +1035,25 @@ stream_token_ttl = "1h"
     }
 
     #[test]
+    fn the_hook_listen_flag_follows_the_same_rule() {
+        assert_eq!(parse_hook_listen(""), Ok(None));
+        assert_eq!(
+            parse_hook_listen("127.0.0.1:0"),
+            Ok(Some("127.0.0.1:0".parse().unwrap()))
+        );
+        assert_eq!(
+            parse_hook_listen("[::1]:8181"),
+            Ok(Some("[::1]:8181".parse().unwrap()))
+        );
+        assert!(parse_hook_listen("0.0.0.0:8181")
+            .unwrap_err()
+            .starts_with("must be a loopback address"));
+        assert!(parse_hook_listen("localhost:8181")
+            .unwrap_err()
+            .starts_with("expected a loopback address"));
+    }
+
+    #[test]
     fn hook_listen_is_loopback_or_disabled() {
         let hook = |text: &str| parse_str(&format!("[media]\nhook_listen = {text:?}"));
         assert_eq!(hook("").unwrap().media.hook_listen, None);

@@ -35,6 +35,9 @@ pub const HOOK_PATH: &str = "/media/auth";
 /// player's headers, cookies included).
 const MAX_HEADER_BYTES: usize = 64 * 1024;
 
+/// The part of a stream path a debug line shows.
+const LOGGED_PATH_CHARS: usize = 128;
+
 /// After the grace period, how long cut connections get to let go of their slots.
 const CUT_WAIT: Duration = Duration::from_secs(1);
 
@@ -193,7 +196,8 @@ fn describe(check: &Result<HookCheck, HookDecodeError>) -> String {
     match check {
         Ok(c) => format!(
             "path={:?} action={:?} token={}",
-            c.path,
+            // A body may carry a path of up to 64 KiB; the log gets its start.
+            c.path.chars().take(LOGGED_PATH_CHARS).collect::<String>(),
             c.action,
             if c.token.is_some() {
                 "present"
