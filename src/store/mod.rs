@@ -450,7 +450,8 @@ impl Store {
 
     /// The camera a media path names (SPEC §8): the one holding it as its own `media_path`,
     /// or, for `cam{id}`, camera `id` when it has no path of its own. One or two reads, no
-    /// scan: the hook calls this for each prefix of every stream path it checks.
+    /// scan. The hook goes through `Store::media_camera`, which keeps the answers in memory
+    /// between writes.
     pub fn camera_id_by_media_path(&self, path: &str) -> Result<Option<u64>, StoreError> {
         if let Some(id) = self.trees.mediapath_cameraid.get(path.as_bytes())? {
             return Ok(key_id(&id));
@@ -468,25 +469,19 @@ impl Store {
         Ok(stored.filter(|s| s.media_path.is_none()).map(|_| id))
     }
 
-    /// The session whose public `access_token_id` this is, with its account (from the same
-    /// cache as `authenticated`): what a stream token names.
-    pub fn authenticated_by_token_id(
-        &self,
-        access_token_id: &str,
-    ) -> Result<Option<Authenticated>, StoreError> {
+    /// The token hash of the session whose public id this is (`tokenid_tokenhash`).
+    pub fn token_hash_by_id(&self, access_token_id: &str) -> Result<Option<TokenHash>, StoreError> {
         match self
             .trees
             .tokenid_tokenhash
             .get(access_token_id.as_bytes())?
         {
             None => Ok(None),
-            Some(hash) => {
-                let hash: TokenHash = hash
-                    .as_ref()
-                    .try_into()
-                    .map_err(|_| StoreError::Corrupt("tokenid_tokenhash value".into()))?;
-                self.authenticated(&hash)
-            }
+            Some(hash) => hash
+                .as_ref()
+                .try_into()
+                .map(Some)
+                .map_err(|_| StoreError::Corrupt("tokenid_tokenhash value".into())),
         }
     }
 

@@ -516,3 +516,30 @@ fn the_media_path_index_follows_camera_writes() -> Result<(), Box<dyn std::error
     assert!(store.trees.mediapath_cameraid.is_empty());
     Ok(())
 }
+
+#[test]
+fn the_hooks_lookups_never_outlive_a_write() -> Result<(), Box<dyn std::error::Error>> {
+    let dir = tempfile::tempdir()?;
+    let store = Store::open(dir.path(), 1 << 20)?;
+    let a = create(&store, "a")?;
+    let hash = [9u8; 32];
+    store.write_blocking(|tx| {
+        tx.put_camera(&camera(1, Some("door")))?;
+        tx.add_session(&hash, &session(a.id, "t1"))
+    })?;
+    // Read twice: the second answer comes from memory.
+    for _ in 0..2 {
+        assert_eq!(store.media_camera("door")?, Some(1));
+        assert_eq!(store.media_camera("gate")?, None);
+        let found = store.authenticated_by_token_id("t1")?.map(|f| f.account.id);
+        assert_eq!(found, Some(a.id));
+    }
+    store.write_blocking(|tx| {
+        tx.put_camera(&camera(1, Some("gate")))?;
+        tx.remove_session(&hash).map(|_| ())
+    })?;
+    assert_eq!(store.media_camera("door")?, None);
+    assert_eq!(store.media_camera("gate")?, Some(1));
+    assert!(store.authenticated_by_token_id("t1")?.is_none());
+    Ok(())
+}
