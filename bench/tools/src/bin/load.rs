@@ -8,7 +8,11 @@
 //! ```text
 //! load --addr 127.0.0.1:8443 --scenario get-self --fixture FILE --server-pid PID
 //!      [--conns 32] [--warmup 1] [--duration 5] [--label NAME] [--hook-addr 127.0.0.1:8181]
+//!      [--rate N]
 //! ```
+//! `--rate N` paces the connections to N requests/s in all (each sends on its own schedule,
+//! a request late when the previous answer is late), so a latency can be measured at a given
+//! load instead of at saturation, where 32 closed-loop connections measure mostly queueing.
 //! Scenarios: `baseline` (GET /), `get-self`, `put-self`, `attach`, `login`, `ws`, and `hook`:
 //! MediaMTX's `POST /media/auth` in plain HTTP on `--hook-addr`, each connection with the
 //! stream token and path its user got from `GET /api/v1/cameras/{id}/streams` (over TLS on
@@ -455,9 +459,16 @@ async fn run_connection(
     requests: Vec<Vec<u8>>,
     window: Rc<Window>,
     counts: Rc<RefCell<Counts>>,
+    pace: Option<(std::time::Duration, std::time::Duration)>,
 ) {
     let mut i = 0;
+    // (interval, offset): connections start spread over one interval.
+    let mut next = pace.map(|(_, offset)| Instant::now() + offset);
     while Instant::now() < window.end {
+        if let (Some(at), Some((interval, _))) = (next.as_mut(), pace) {
+            tokio::time::sleep_until((*at).into()).await;
+            *at += interval;
+        }
         let request = &requests[i % requests.len()];
         i += 1;
         let started = Instant::now();
@@ -513,6 +524,7 @@ async fn run(args: Args) -> BenchResult<()> {
     let warmup = args.seconds_or("warmup", 1.0)?;
     let duration = args.seconds_or("duration", 5.0)?;
     let server_pid = args.required("server-pid")?.to_owned();
+    let rate: f64 = args.parse_or("rate", 0.0)?;
     let fixture = match args.get("fixture") {
         Some(path) => read_fixture(path)?,
         None if scenario == Scenario::Baseline => Fixture::default(),
@@ -557,7 +569,9 @@ async fn run(args: Args) -> BenchResult<()> {
     });
     let mut tasks = Vec::new();
     let mut all_counts = Vec::new();
-    for (conn, requests) in prepared {
+    let interval = (rate > 0.0).then(|| std::time::Duration::from_secs_f64(conns as f64 / rate));
+    for (c, (conn, requests)) in prepared.into_iter().enumerate() {
+        let pace = interval.map(|i| (i, i.mul_f64(c as f64 / conns as f64)));
         let counts = Rc::new(RefCell::new(Counts::default()));
         all_counts.push(counts.clone());
         tasks.push(tokio::task::spawn_local(run_connection(
@@ -566,6 +580,7 @@ async fn run(args: Args) -> BenchResult<()> {
             requests,
             window.clone(),
             counts,
+            pace,
         )));
     }
 
