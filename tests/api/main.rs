@@ -28,6 +28,7 @@ mod sessions;
 mod special_users;
 mod systemd;
 mod video;
+mod video_client;
 mod video_revocation;
 mod websocket;
 mod websocket_limits;
