@@ -177,6 +177,7 @@ fn seed(app: &App) -> BenchResult<u64> {
                     is_sound_enabled: false,
                     archive_storage_days: None,
                     services_list: Default::default(),
+                    media_path: None,
                     created_at: at,
                     updated_at: at,
                 };

@@ -6,11 +6,13 @@ use std::sync::Arc;
 
 use crate::config::Config;
 use crate::files::create_private_dir;
+use crate::media_access::RefusalCounts;
 use crate::password::Hasher;
 use crate::pushes::Pushes;
 use crate::router::Router;
 use crate::sockets::Sockets;
 use crate::store::{Store, StoreError};
+use crate::stream_token::StreamKey;
 use crate::throttle::Throttle;
 use crate::views::RenderedLicenses;
 
@@ -38,8 +40,16 @@ pub struct App {
     /// Held from an "another active administrator remains" check to its commit, so that two
     /// changes cannot each demote, disable or delete one of the last two administrators.
     pub admin_changes: tokio::sync::Mutex<()>,
+    /// Signs and checks stream tokens (SPEC §8); its secret is generated at first start and
+    /// kept in the store, so backups carry it and a restart keeps tokens valid.
+    pub stream_key: StreamKey,
+    /// The media hook's refusals since start.
+    pub media_refusals: RefusalCounts,
     shutting_down: AtomicBool,
 }
+
+/// The name of the stream token key's secret in the store.
+pub const STREAM_KEY_SECRET: &str = "stream_token_key";
 
 /// Why the daemon could not start; `main` prints it and picks the exit code.
 #[derive(Debug)]
@@ -102,6 +112,15 @@ fn push_app_secret(config: &Config, store: &Store) -> Result<Vec<u8>, StartError
         .map_err(|e| StartError::Store(format!("cannot keep push.app_secret: {e}")))
 }
 
+/// The stream token key kept in the store, generated (and stored) on a first start.
+fn load_stream_key(store: &Store) -> Result<StreamKey, StartError> {
+    let (fresh, _) = StreamKey::generate().map_err(|e| StartError::Other(e.to_string()))?;
+    let secret = store
+        .secret_or_insert(STREAM_KEY_SECRET, &fresh)
+        .map_err(|e| StartError::Store(format!("cannot read the stream token key: {e}")))?;
+    StreamKey::from_bytes(&secret).map_err(|e| StartError::Store(e.to_string()))
+}
+
 impl App {
     /// Opens the store in `config.data_dir` and builds what requests share. A first start
     /// also needs its first admin: `daemon::open_app` does both.
@@ -121,6 +140,7 @@ impl App {
             config.push.max_subscriptions,
         ));
         store.set_notice_sink(pushes.clone());
+        let stream_key = load_stream_key(&store)?;
         let app = App {
             config,
             store,
@@ -131,6 +151,8 @@ impl App {
             sockets: Sockets::default(),
             pushes,
             admin_changes: tokio::sync::Mutex::new(()),
+            stream_key,
+            media_refusals: RefusalCounts::default(),
             shutting_down: AtomicBool::new(false),
         };
         Ok(app)

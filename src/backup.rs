@@ -235,9 +235,31 @@ mod tests {
             tx.next_id("account")?;
             tx.next_id("account")?;
             tx.put_pool(LicenseLevel::L2, &Pool { all: 5, used: 1 })?;
+            tx.put_camera(&camera(7, Some("site/door")))?;
+            tx.put_camera(&camera(8, None))?;
             tx.audit(&entry)
         })?;
+        store.secret_or_insert(STREAM_KEY_NAME, &[7u8; 32])?;
         Ok(())
+    }
+
+    use crate::app::STREAM_KEY_SECRET as STREAM_KEY_NAME;
+
+    fn camera(id: u64, media_path: Option<&str>) -> crate::model::Camera {
+        crate::model::Camera {
+            id,
+            name: format!("camera {id}"),
+            ip: None,
+            group_id: None,
+            camera_type: "media_server_v2".into(),
+            is_enabled: true,
+            is_sound_enabled: false,
+            archive_storage_days: None,
+            services_list: Default::default(),
+            media_path: media_path.map(str::to_owned),
+            created_at: 1,
+            updated_at: 1,
+        }
     }
 
     #[test]
@@ -266,6 +288,15 @@ mod tests {
         let next = b.write_blocking(|tx| tx.next_id("account"))?;
         assert_eq!(next, 3);
         assert_eq!(b.next_audit_id(), 2);
+        // The stream token key and the media path index came along (SPEC §8): a restored box
+        // keeps checking the tokens it issued, and its paths name the same cameras.
+        assert_eq!(
+            b.secret_or_insert(STREAM_KEY_NAME, &[0u8; 32])?,
+            vec![7u8; 32]
+        );
+        assert_eq!(b.camera_id_by_media_path("site/door")?, Some(7));
+        assert_eq!(b.camera_id_by_media_path("cam8")?, Some(8));
+        assert_eq!(b.camera_id_by_media_path("cam7")?, None);
         Ok(())
     }
 

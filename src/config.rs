@@ -289,6 +289,22 @@ pub fn parse_duration(s: &str) -> Option<Duration> {
 /// The file is parsed into a `toml::Table` and walked by hand against the schema instead of
 /// being deserialized with serde: serde stops at the first problem, and SPEC §7 wants every
 /// problem (unknown keys, wrong types, out-of-range values) reported at once.
+/// `vmsd serve --hook-listen`: the same rule as `media.hook_listen` ("" disables the hook).
+pub fn parse_hook_listen(text: &str) -> Result<Option<SocketAddr>, String> {
+    if text.is_empty() {
+        return Ok(None);
+    }
+    match text.parse::<SocketAddr>() {
+        Ok(addr) if addr.ip().is_loopback() => Ok(Some(addr)),
+        Ok(_) => Err(format!(
+            "must be a loopback address (127.0.0.0/8 or ::1), or \"\" to disable the hook, got {text:?}"
+        )),
+        Err(_) => Err(format!(
+            "expected a loopback address like \"127.0.0.1:8181\", or \"\" to disable the hook, got {text:?}"
+        )),
+    }
+}
+
 pub fn parse_str(text: &str) -> Result<Config, ConfigErrors> {
     let root: Table = match text.parse() {
         Ok(root) => root,
@@ -1147,6 +1163,25 @@ stream_token_ttl = "1h"
             errors("[store]\ncache_mib = 1025"),
             ["store.cache_mib: expected an integer from 1 to 1024, got 1025"]
         );
+    }
+
+    #[test]
+    fn the_hook_listen_flag_follows_the_same_rule() {
+        assert_eq!(parse_hook_listen(""), Ok(None));
+        assert_eq!(
+            parse_hook_listen("127.0.0.1:0"),
+            Ok(Some("127.0.0.1:0".parse().unwrap()))
+        );
+        assert_eq!(
+            parse_hook_listen("[::1]:8181"),
+            Ok(Some("[::1]:8181".parse().unwrap()))
+        );
+        assert!(parse_hook_listen("0.0.0.0:8181")
+            .unwrap_err()
+            .starts_with("must be a loopback address"));
+        assert!(parse_hook_listen("localhost:8181")
+            .unwrap_err()
+            .starts_with("expected a loopback address"));
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! `vmsd serve` once its listeners are open (`Daemon::open`, then `Daemon::run`): the TLS
-//! configuration, the store (`App`) and its first admin, the background tasks (housekeeping,
-//! the systemd watchdog, certificate reloads), readiness, the server, and on `stop` the
-//! bounded drain and the final flush. The process's signals are `main`'s: it turns
+//! configuration, the store (`App`) and its first admin, the media hook's listener (bound
+//! here, or handed over by systemd), the background tasks (housekeeping, the systemd
+//! watchdog, certificate reloads), readiness, the two servers, and on `stop` their bounded
+//! drain and the final flush. The process's signals are `main`'s: it turns
 //! SIGTERM/SIGINT into `stop` and SIGHUP into `reload`, so tests run the whole daemon
 //! in-process.
 
@@ -21,13 +22,15 @@ use crate::password;
 use crate::shutdown::{self, Shutdown};
 use crate::systemd::{self, Notifier};
 use crate::tls::{self, CertReloader};
-use crate::{housekeeping, server};
+use crate::{hook_server, housekeeping, server};
 
 /// An opened daemon, not yet serving: its listeners, TLS configuration and `App`.
 pub struct Daemon {
     app: Arc<App>,
     listeners: Vec<TcpListener>,
     addrs: Vec<SocketAddr>,
+    /// The media hook's listener; `None` when `media.hook_listen` is "".
+    hook: Option<TcpListener>,
     tls_config: Arc<rustls::ServerConfig>,
     reloader: Arc<CertReloader>,
 }
@@ -37,9 +40,23 @@ impl Daemon {
     /// addresses on a first start) and opens the `App`, creating the first admin on an
     /// empty store with `admin_password` (`vmsd serve` passes `VMSD_ADMIN_PASSWORD`) or a
     /// random one. Blocking: it reads and writes files and may hash a password.
+    ///
+    /// The media hook listens on `media.hook_listen`, bound here (see `open_with_hook`).
     pub fn open(
         config: Config,
         listeners: Vec<TcpListener>,
+        admin_password: Option<String>,
+    ) -> Result<Daemon, String> {
+        Self::open_with_hook(config, listeners, None, admin_password)
+    }
+
+    /// `open`, with the hook's listener handed over by systemd (`FileDescriptorName=hook`)
+    /// when there is one; otherwise `media.hook_listen` is bound here, also under socket
+    /// activation, so that a unit written before the hook existed keeps working.
+    pub fn open_with_hook(
+        config: Config,
+        listeners: Vec<TcpListener>,
+        inherited_hook: Option<std::net::TcpListener>,
         admin_password: Option<String>,
     ) -> Result<Daemon, String> {
         let addrs: Vec<SocketAddr> = listeners
@@ -49,11 +66,23 @@ impl Daemon {
         let ips = certificate_ips(&addrs);
         let (tls_config, reloader) =
             tls::server_config(&config.tls, &config.data_dir, &ips).map_err(|e| e.to_string())?;
+        let hook_listen = config.media.hook_listen;
         let app = open_app(config, admin_password).map_err(|e| e.to_string())?;
+        // After the store: a second vmsd on the same data dir reports the database in use,
+        // not a busy hook port.
+        let hook = match (inherited_hook, hook_listen) {
+            (Some(inherited), _) => Some(
+                TcpListener::from_std(inherited)
+                    .map_err(|e| format!("the socket-activated hook listener: {e}"))?,
+            ),
+            (None, Some(addr)) => Some(bind_hook(addr)?),
+            (None, None) => None,
+        };
         Ok(Daemon {
             app,
             listeners,
             addrs,
+            hook,
             tls_config,
             reloader,
         })
@@ -61,6 +90,11 @@ impl Daemon {
 
     pub fn app(&self) -> Arc<App> {
         self.app.clone()
+    }
+
+    /// Where the media hook listens (a test binds port 0 and asks).
+    pub fn hook_addr(&self) -> Option<SocketAddr> {
+        self.hook.as_ref().and_then(|l| l.local_addr().ok())
     }
 
     /// Serves until `stop` completes; `reload` re-reads the TLS certificate. Then drains
@@ -74,6 +108,7 @@ impl Daemon {
             app,
             listeners,
             addrs,
+            hook,
             tls_config,
             reloader,
         } = self;
@@ -107,8 +142,15 @@ impl Daemon {
             .map(ToString::to_string)
             .collect::<Vec<_>>()
             .join(", ");
-        tracing::info!(listen = %listening, "vmsd {} serving on {listening}", env!("CARGO_PKG_VERSION"));
-        notifier.ready(&format!("serving on {listening}"));
+        let hook_addr = hook.as_ref().and_then(|l| l.local_addr().ok());
+        let hooking = hook_addr.map_or_else(
+            || "media hook disabled".to_owned(),
+            |a| format!("media hook on http://{a}{}", hook_server::HOOK_PATH),
+        );
+        // Both listeners are bound (and listening) by now: READY covers the hook too, so a
+        // media server ordered after vmsd.service finds it answering.
+        tracing::info!(listen = %listening, hook = ?hook_addr, "vmsd {} serving on {listening}; {hooking}", env!("CARGO_PKG_VERSION"));
+        notifier.ready(&format!("serving on {listening}; {hooking}"));
 
         let server = tokio::spawn(server::run(
             listeners,
@@ -116,11 +158,19 @@ impl Daemon {
             tls_config,
             shutdown.clone(),
         ));
+        let hook_task = hook.map(|listener| {
+            tokio::spawn(hook_server::run(listener, app.clone(), shutdown.clone()))
+        });
         stop.await;
         notifier.stopping();
         trigger.trigger();
         if let Err(e) = server.await {
             tracing::error!(error = %e, "server task failed");
+        }
+        if let Some(task) = hook_task {
+            if let Err(e) = task.await {
+                tracing::error!(error = %e, "media hook task failed");
+            }
         }
         housekeeping::persist_last_used(&app);
         app.store
@@ -130,6 +180,16 @@ impl Daemon {
         tracing::info!("vmsd stopped");
         Ok(())
     }
+}
+
+/// Binds `media.hook_listen`. Needs a tokio runtime (Daemon::open runs inside one).
+fn bind_hook(addr: SocketAddr) -> Result<TcpListener, String> {
+    let listener = std::net::TcpListener::bind(addr)
+        .map_err(|e| format!("cannot listen on media.hook_listen {addr}: {e}"))?;
+    listener
+        .set_nonblocking(true)
+        .map_err(|e| format!("media.hook_listen {addr}: {e}"))?;
+    TcpListener::from_std(listener).map_err(|e| format!("media.hook_listen {addr}: {e}"))
 }
 
 /// Opens the `App` and, on an empty store, creates the first admin with `admin_password` or

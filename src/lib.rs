@@ -3,9 +3,10 @@
 //! Map of the crate (one file per concern; a folder where a concern has several files):
 //!
 //! Running the daemon
-//! - `daemon`       — `run(config, listeners, shutdown)`: everything `vmsd serve` does once its
+//! - `daemon`       — `Daemon::open` + `Daemon::run`: everything `vmsd serve` does once its
 //!   listeners are open (TLS, the store, background tasks, systemd, drain, final flush).
 //! - `server`       — the accept loop: TLS handshake, hyper HTTP/1.1 connections, limits, drain.
+//! - `hook_server`  — the media hook's plain-HTTP loopback listener (SPEC §8): limits, drain.
 //! - `tls`          — rustls server config (ring provider), PEM, self-signed certificate, reload.
 //! - `systemd`      — sd_notify, watchdog, socket activation.
 //! - `logging`      — journald or stderr, never both.
@@ -17,7 +18,7 @@
 //! - `files`        — files and directories created private (or with their mode) from the start.
 //!
 //! The core (typed domain errors, no HTTP)
-//! - `app`          — `App`, shared as `Arc<App>`; the first admin on an empty store.
+//! - `app`          — `App`, shared as `Arc<App>`.
 //! - `store/`       — everything that touches sled: trees, transactions + group flush, caches.
 //! - `model`        — the stored records and their own rules.
 //! - `permissions`  — the permission catalogue and the analytics licence rules.
@@ -29,13 +30,15 @@
 //! - `sockets`      — the registry of open WebSockets.
 //! - `stream_token` — the signed stream tokens of stream URLs (SPEC §8).
 //! - `media_hook`   — decoding a media server's authorization request; camera matching by path.
+//! - `media_access` — who may watch which camera: issuing stream tokens, the hook's decision.
 //! - `push_protocol` — the Pusher Channels protocol: frames, channel auth, event payloads (SPEC §9).
 //! - `pushes`       — the push hub: live Pusher sockets, their channels and authorizing
 //!   sessions, and the fan-out of the store's change notices to them.
 //!
 //! The wire
 //! - `router`       — maps method + path to an endpoint; 404/405.
-//! - `handlers/`    — one file per REST area, and `handlers/websocket/` (DeviceHive protocol).
+//! - `handlers/`    — one file per REST area, `handlers/websocket/` (DeviceHive protocol),
+//!   `handlers/pusher.rs` (the Pusher socket).
 //! - `error`        — `ApiError`: the one mapping from every error to status + Laravel body.
 //! - `validate`     — Laravel-style field validation and messages (`FieldErrors`).
 //! - `views`        — the JSON shapes the API renders (the seeds' objects).
@@ -50,9 +53,11 @@ pub mod daemon;
 pub mod error;
 pub(crate) mod files;
 pub mod handlers;
+pub mod hook_server;
 pub mod housekeeping;
 pub mod logging;
 pub mod login;
+pub mod media_access;
 pub mod media_hook;
 pub mod model;
 pub mod offline;

@@ -45,6 +45,9 @@ enum Command {
         /// Address to listen on (repeatable), overriding `listen` of the file.
         #[arg(long = "listen")]
         listen: Vec<SocketAddr>,
+        /// The media hook's loopback address, overriding `media.hook_listen`; "" disables it.
+        #[arg(long = "hook-listen")]
+        hook_listen: Option<String>,
     },
     /// Validate the configuration and exit 0 (valid) or 78 (invalid).
     CheckConfig {
@@ -115,13 +118,26 @@ fn main() -> ExitCode {
             }
             Err(code) => code,
         },
-        Command::Serve { config, listen } => {
+        Command::Serve {
+            config,
+            listen,
+            hook_listen,
+        } => {
             let mut cfg = match load_config(&config) {
                 Ok(c) => c,
                 Err(code) => return code,
             };
             if !listen.is_empty() {
                 cfg.listen = listen;
+            }
+            if let Some(hook) = hook_listen {
+                match config::parse_hook_listen(&hook) {
+                    Ok(addr) => cfg.media.hook_listen = addr,
+                    Err(e) => {
+                        eprintln!("vmsd: --hook-listen: {e}");
+                        return ExitCode::from(EXIT_CONFIG as u8);
+                    }
+                }
             }
             logging::init(&cfg.log);
             // listenfd clears LISTEN_FDS/LISTEN_PID from the environment, which is only sound
@@ -218,7 +234,7 @@ fn main() -> ExitCode {
     }
 }
 
-async fn serve(cfg: Config, inherited: Vec<std::net::TcpListener>) -> Result<(), String> {
+async fn serve(cfg: Config, inherited: systemd::Inherited) -> Result<(), String> {
     // Before anything can answer or report READY (see `StopSignals`); SIGHUP too, whose
     // default action would also kill the daemon.
     let stop_signals = shutdown::StopSignals::install()
@@ -233,7 +249,7 @@ async fn serve(cfg: Config, inherited: Vec<std::net::TcpListener>) -> Result<(),
         }
     });
     let mut listeners = Vec::new();
-    if inherited.is_empty() {
+    if inherited.api.is_empty() {
         for addr in &cfg.listen {
             let l = tokio::net::TcpListener::bind(addr)
                 .await
@@ -241,11 +257,13 @@ async fn serve(cfg: Config, inherited: Vec<std::net::TcpListener>) -> Result<(),
             listeners.push(l);
         }
     } else {
-        for l in inherited {
+        for l in inherited.api {
             listeners.push(tokio::net::TcpListener::from_std(l).map_err(|e| e.to_string())?);
         }
     }
     let admin_password = std::env::var("VMSD_ADMIN_PASSWORD").ok();
-    let daemon = tokio::task::block_in_place(|| Daemon::open(cfg, listeners, admin_password))?;
+    let daemon = tokio::task::block_in_place(|| {
+        Daemon::open_with_hook(cfg, listeners, inherited.hook, admin_password)
+    })?;
     daemon.run(stop_signals.wait(), reload).await
 }

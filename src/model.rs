@@ -250,6 +250,10 @@ pub struct Camera {
     pub services_list: BTreeMap<String, bool>,
     pub created_at: UnixTime,
     pub updated_at: UnixTime,
+    /// The camera's path on the box's media server (SPEC §4.4, §8); `None` is the default
+    /// `cam{id}` (records written before media paths existed read as `None`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub media_path: Option<String>,
 }
 
 /// A camera group (the `group` object of seed 001). Groups form a tree through `parent_id`;
@@ -271,7 +275,26 @@ pub struct CameraGroup {
     pub children_count: u64,
 }
 
+/// The media path of a camera that has none of its own (SPEC §4.4).
+pub fn default_media_path(camera_id: u64) -> String {
+    format!("cam{camera_id}")
+}
+
+/// The camera id a default media path names: exactly `cam{id}`, no leading zeros.
+pub fn default_media_path_id(path: &str) -> Option<u64> {
+    let digits = path.strip_prefix("cam")?;
+    let id: u64 = digits.parse().ok()?;
+    (digits.bytes().all(|b| b.is_ascii_digit()) && id.to_string() == digits).then_some(id)
+}
+
 impl Camera {
+    /// The path the media server knows this camera by: its own, or `cam{id}`.
+    pub fn media_path(&self) -> String {
+        self.media_path
+            .clone()
+            .unwrap_or_else(|| default_media_path(self.id))
+    }
+
     /// The services map as rendered: the stored flags over the defaults (all off).
     pub fn services(&self) -> BTreeMap<String, bool> {
         let mut services: BTreeMap<String, bool> = DEFAULT_CAMERA_SERVICES

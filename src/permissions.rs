@@ -136,6 +136,9 @@ pub const PERMISSIONS: &[Permission] = &[
     p(107, "cameras-admin-update",                        "Cameras",            Admin, None,     "Updating cameras"),
 ];
 
+/// `archives-show`: watching a camera's archive (SPEC §8's `playback`) needs it.
+pub const ARCHIVES_SHOW: u64 = 12;
+
 pub fn permission(id: u64) -> Option<&'static Permission> {
     PERMISSIONS.iter().find(|p| p.id == id)
 }

@@ -50,6 +50,10 @@ pub enum Endpoint {
     AdminList,
     AdminCreate,
     AuditList,
+    // Client cameras and stream URLs (SPEC §8).
+    ClientCameraTree,
+    ClientCameraShow,
+    ClientCameraStreams,
 }
 
 const ROUTES: &[(&str, &[(Method, Endpoint)])] = &[
@@ -178,6 +182,18 @@ const ROUTES: &[(&str, &[(Method, Endpoint)])] = &[
         ],
     ),
     ("/api/admin/v1/audit", &[(Method::GET, Endpoint::AuditList)]),
+    (
+        "/api/v1/cameras/flat-tree",
+        &[(Method::GET, Endpoint::ClientCameraTree)],
+    ),
+    (
+        "/api/v1/cameras/{camera}",
+        &[(Method::GET, Endpoint::ClientCameraShow)],
+    ),
+    (
+        "/api/v1/cameras/{camera}/streams",
+        &[(Method::GET, Endpoint::ClientCameraStreams)],
+    ),
 ];
 
 /// Every route as (path pattern, method, endpoint), in declaration order: for tests that

@@ -178,19 +178,39 @@ pub fn watchdog_interval_from(
     Some(Duration::from_micros(usec / 2).max(Duration::from_micros(1)))
 }
 
-/// The listeners systemd passed (`LISTEN_PID`/`LISTEN_FDS`), in order, already non-blocking; an
-/// empty vec when the process was not socket-activated.
+/// The `FileDescriptorName=` of the socket systemd hands over for the media hook (SPEC §8).
+pub const HOOK_FD_NAME: &str = "hook";
+
+/// What systemd handed over: the HTTPS listeners, and the media hook's when one is named
+/// `hook` (`LISTEN_FDNAMES`).
+#[derive(Debug, Default)]
+pub struct Inherited {
+    pub api: Vec<TcpListener>,
+    pub hook: Option<TcpListener>,
+}
+
+/// The listeners systemd passed (`LISTEN_PID`/`LISTEN_FDS`), in order, already non-blocking;
+/// empty when the process was not socket-activated. The one named `hook` in
+/// `LISTEN_FDNAMES` is the media hook's; every other one serves HTTPS.
 ///
 /// Call this once, before the tokio runtime or any other thread starts: `listenfd` removes
 /// `LISTEN_PID`/`LISTEN_FDS` from the environment, which is only sound while single-threaded.
 /// Any passed fd that is not a TCP listening socket is an error: the socket unit is then wrong,
 /// and silently serving on fewer sockets would hide it.
-pub fn take_listeners() -> io::Result<Vec<TcpListener>> {
+pub fn take_listeners() -> io::Result<Inherited> {
+    let names = std::env::var("LISTEN_FDNAMES").unwrap_or_default();
     let mut fds = listenfd::ListenFd::from_env();
-    let mut listeners = Vec::with_capacity(fds.len());
+    let mut inherited = Inherited::default();
     for idx in 0..fds.len() {
         match fds.take_tcp_listener(idx) {
-            Ok(Some(listener)) => listeners.push(adopt(listener)?),
+            Ok(Some(listener)) => {
+                let listener = adopt(listener)?;
+                if is_hook_fd(&names, idx) && inherited.hook.is_none() {
+                    inherited.hook = Some(listener);
+                } else {
+                    inherited.api.push(listener);
+                }
+            }
             Ok(None) => {}
             Err(e) => {
                 return Err(io::Error::new(
@@ -200,7 +220,12 @@ pub fn take_listeners() -> io::Result<Vec<TcpListener>> {
             }
         }
     }
-    Ok(listeners)
+    Ok(inherited)
+}
+
+/// Whether fd number `idx` (from 0) is named `hook` in `LISTEN_FDNAMES` (colon-separated).
+fn is_hook_fd(names: &str, idx: usize) -> bool {
+    !names.is_empty() && names.split(':').nth(idx) == Some(HOOK_FD_NAME)
 }
 
 /// systemd passes blocking sockets unless the socket unit says `NonBlocking=yes`, and tokio's
@@ -431,10 +456,20 @@ mod tests {
     }
 
     #[test]
+    fn the_hook_fd_is_found_by_name() {
+        assert!(is_hook_fd("hook", 0));
+        assert!(is_hook_fd("vmsd.socket:hook", 1));
+        assert!(!is_hook_fd("vmsd.socket:hook", 0));
+        assert!(!is_hook_fd("", 0));
+        assert!(!is_hook_fd("vmsd.socket", 1));
+    }
+
+    #[test]
     fn take_listeners_without_activation_is_empty() {
         // The test harness is not socket-activated; LISTEN_PID, if inherited, names another pid.
         if std::env::var_os("LISTEN_FDS").is_none() {
-            assert!(take_listeners().unwrap().is_empty());
+            let inherited = take_listeners().unwrap();
+            assert!(inherited.api.is_empty() && inherited.hook.is_none());
         }
     }
 

@@ -416,8 +416,12 @@ pub fn camera_view(camera: &Camera, groups: &CameraGroupIndex, pivot: Option<Val
         "group": camera.group_id.and_then(|g| groups.view(g)),
         "services": [],
     });
-    if let (Some(pivot), Value::Object(map)) = (pivot, &mut view) {
-        map.insert("pivot".into(), pivot);
+    if let Value::Object(map) = &mut view {
+        // SPEC §4.4; added here because the model is at `json!`'s recursion limit.
+        map.insert("media_path".into(), Value::String(camera.media_path()));
+        if let Some(pivot) = pivot {
+            map.insert("pivot".into(), pivot);
+        }
     }
     view
 }

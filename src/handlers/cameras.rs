@@ -1,6 +1,7 @@
 //! Cameras in the admin API (SPEC §4.4): `GET/POST /api/admin/v1/cameras`,
 //! `GET/PUT/DELETE /api/admin/v1/cameras/{camera}`. Deleting a camera detaches it from every
-//! account and gives back the licences it took, in one transaction.
+//! account and gives back the licences it took, in one transaction. A camera's `media_path`
+//! (SPEC §4.4, §8) is unique; the check and the index update share the camera's transaction.
 
 use std::collections::BTreeMap;
 
@@ -13,7 +14,7 @@ use super::{
 use crate::accounts::move_licenses;
 use crate::app::App;
 use crate::error::ApiError;
-use crate::model::{now, Camera, DEFAULT_CAMERA_TYPE};
+use crate::model::{default_media_path_id, now, Camera, DEFAULT_CAMERA_TYPE};
 use crate::permissions::license_usage;
 use crate::store::{Notice, Tx, TxError, TxResult};
 use crate::validate::{self, Input};
@@ -37,6 +38,64 @@ struct CameraFields {
     is_sound_enabled: Option<bool>,
     archive_storage_days: Option<Option<u32>>,
     services_list: Option<BTreeMap<String, bool>>,
+    /// `Some(None)`: back to the default `cam{id}`.
+    media_path: Option<Option<String>>,
+}
+
+/// Longest `media_path` (SPEC §4.4).
+const MAX_MEDIA_PATH_CHARS: usize = 128;
+
+/// `media_path`'s own rules (SPEC §4.4): 1–128 characters of `[A-Za-z0-9._~-]` and '/', no
+/// leading or trailing '/', no empty, "." or ".." segment (the hook would never match such
+/// a path), and not ending with `media.low_suffix` (that form names the camera's low stream).
+fn media_path_error(path: &str, low_suffix: &str) -> Option<String> {
+    const FIELD: &str = "media_path";
+    let chars = path.chars().count();
+    if chars == 0 {
+        return Some(validate::msg_required(FIELD));
+    }
+    if chars > MAX_MEDIA_PATH_CHARS {
+        return Some(validate::msg_max_chars(FIELD, MAX_MEDIA_PATH_CHARS));
+    }
+    let allowed = path
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b"._~-/".contains(&b));
+    let segments_ok = path
+        .split('/')
+        .all(|seg| !seg.is_empty() && seg != "." && seg != "..");
+    if !allowed || !segments_ok || path.contains("..") {
+        return Some("The media path format is invalid.".to_owned());
+    }
+    if !low_suffix.is_empty() && path.ends_with(low_suffix) {
+        return Some(format!("The media path must not end with {low_suffix}."));
+    }
+    None
+}
+
+/// The stored form of a requested media path for camera `id`: its own default is stored as
+/// none. Another camera's default (`cam{n}`) is refused: camera `n` holds it, now or once
+/// it is created.
+fn stored_media_path(
+    tx: &Tx<'_>,
+    id: u64,
+    requested: &Option<String>,
+) -> TxResult<Option<String>, ApiError> {
+    let Some(path) = requested else {
+        return Ok(None);
+    };
+    match default_media_path_id(path) {
+        Some(n) if n == id => return Ok(None),
+        Some(_) => return Err(TxError::Abort(media_path_taken())),
+        None => {}
+    }
+    if tx.media_path_owner(path)?.is_some_and(|owner| owner != id) {
+        return Err(TxError::Abort(media_path_taken()));
+    }
+    Ok(Some(path.clone()))
+}
+
+fn media_path_taken() -> ApiError {
+    ApiError::field("media_path", validate::msg_unique("media_path"))
 }
 
 type CreateCameraRequest = CameraFields;
@@ -116,6 +175,24 @@ fn read_camera_fields(
         }
         Some(_) => input.error("services_list", validate::msg_object("services_list")),
     }
+    if input.has_key("media_path") {
+        fields.media_path = match input.raw("media_path") {
+            Some(Value::Null) => Some(None),
+            Some(Value::String(path)) => {
+                match media_path_error(path, &app.config.media.low_suffix) {
+                    Some(message) => {
+                        input.error("media_path", message);
+                        None
+                    }
+                    None => Some(Some(path.clone())),
+                }
+            }
+            _ => {
+                input.error("media_path", validate::msg_string("media_path"));
+                None
+            }
+        };
+    }
     Ok(fields)
 }
 
@@ -193,8 +270,10 @@ pub async fn create(app: &App, req: &Request) -> HandlerResult {
     let camera = app
         .store
         .commit(|tx| {
+            let id = tx.next_id("camera")?;
+            let media_path = stored_media_path(tx, id, &request.media_path.clone().flatten())?;
             let camera = Camera {
-                id: tx.next_id("camera")?,
+                id,
                 name: name.clone(),
                 ip: request.ip.clone().flatten(),
                 group_id: request.group_id.flatten(),
@@ -206,6 +285,7 @@ pub async fn create(app: &App, req: &Request) -> HandlerResult {
                 is_sound_enabled: request.is_sound_enabled.unwrap_or(false),
                 archive_storage_days: request.archive_storage_days.flatten(),
                 services_list: request.services_list.clone().unwrap_or_default(),
+                media_path,
                 created_at: at,
                 updated_at: at,
             };
@@ -233,6 +313,7 @@ fn given_camera_fields(request: &CameraFields) -> Vec<&'static str> {
             request.archive_storage_days.is_some(),
         ),
         ("services_list", request.services_list.is_some()),
+        ("media_path", request.media_path.is_some()),
     ];
     for (name, is_given) in given {
         if is_given {
@@ -280,6 +361,9 @@ pub async fn update(app: &App, req: &Request) -> HandlerResult {
             if let Some(services) = &request.services_list {
                 camera.services_list = services.clone();
             }
+            if let Some(path) = &request.media_path {
+                camera.media_path = stored_media_path(tx, id, path)?;
+            }
             let changed = changed_camera_fields(&before, &camera);
             if changed.is_empty() {
                 return Ok(camera);
@@ -307,6 +391,7 @@ fn changed_camera_fields(a: &Camera, b: &Camera) -> Vec<&'static str> {
             a.archive_storage_days != b.archive_storage_days,
         ),
         ("services_list", a.services_list != b.services_list),
+        ("media_path", a.media_path != b.media_path),
     ];
     checks
         .into_iter()
@@ -359,4 +444,41 @@ pub async fn delete(app: &App, req: &Request) -> HandlerResult {
         admin.account.id
     );
     status_ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn media_path_rules() {
+        for ok in [
+            "cam1",
+            "a/b",
+            "site-1/door_2.main~x",
+            "A.B",
+            &"x".repeat(128),
+        ] {
+            assert_eq!(media_path_error(ok, "_low"), None, "{ok}");
+        }
+        let format = Some("The media path format is invalid.".to_owned());
+        for bad in [
+            "/a", "a/", "a//b", "a/../b", "..", "a..b", "./a", "a b", "a?b", "ä", "a%2f",
+        ] {
+            assert_eq!(media_path_error(bad, "_low"), format, "{bad}");
+        }
+        assert_eq!(
+            media_path_error("", "_low"),
+            Some("The media path field is required.".to_owned())
+        );
+        assert_eq!(
+            media_path_error(&"x".repeat(129), "_low"),
+            Some("The media path must not be greater than 128 characters.".to_owned())
+        );
+        assert_eq!(
+            media_path_error("door_low", "_low"),
+            Some("The media path must not end with _low.".to_owned())
+        );
+        assert_eq!(media_path_error("door_low", ""), None);
+    }
 }

@@ -7,6 +7,7 @@ mod admin_misc;
 mod admin_users;
 mod camera_groups;
 mod cameras;
+mod client_cameras;
 mod current_user;
 mod misc;
 pub(crate) mod pusher;
@@ -265,5 +266,8 @@ pub async fn dispatch(app: &App, endpoint: Endpoint, req: Request) -> HandlerRes
         Endpoint::AdminList => admin_misc::admins(app, &req),
         Endpoint::AdminCreate => admin_misc::create_admin(app, &req).await,
         Endpoint::AuditList => admin_misc::audit(app, &req),
+        Endpoint::ClientCameraTree => client_cameras::flat_tree(app, &req),
+        Endpoint::ClientCameraShow => client_cameras::show(app, &req),
+        Endpoint::ClientCameraStreams => client_cameras::streams(app, &req),
     }
 }

@@ -1,6 +1,7 @@
 //! What the store keeps in memory between writes: the decoded sessions and accounts of recent
-//! callers, the licence pools, and last-use times of sessions (written back lazily, so that
-//! reading a token never writes to disk).
+//! callers, the licence pools, what the media hook looked up (sessions by public id, cameras
+//! by media path), and last-use times of sessions (written back lazily, so that reading a
+//! token never writes to disk).
 //!
 //! Every write bumps a generation (committed or not, before its caller can answer). What is
 //! kept decoded is tagged with the generation read before its records were, and used only
@@ -37,6 +38,43 @@ pub(super) struct Cache {
     authenticated: Mutex<HashMap<TokenHash, (u64, Authenticated)>>,
     /// Last use of each session since the last `persist_last_used`.
     last_used: Mutex<HashMap<TokenHash, UnixTime>>,
+    /// The media hook's lookups (SPEC §8), all of one generation.
+    media: Mutex<MediaLookups>,
+}
+
+/// At most this many media paths (hits and misses) and sessions are kept for the hook; a
+/// local client sending endless distinct paths only makes the maps start over.
+pub(super) const MEDIA_CACHE_ENTRIES: usize = 1024;
+
+/// What the media hook looked up since the last write: a play request costs no sled read
+/// while nothing changed (issue 11: ≥ 20 000 checks/s, p99 ≤ 1 ms).
+#[derive(Default)]
+pub(super) struct MediaLookups {
+    generation: u64,
+    /// Media path → the camera it names, or none.
+    cameras: HashMap<String, Option<u64>>,
+    /// Public session id → its session and account.
+    sessions: HashMap<String, Option<Authenticated>>,
+}
+
+impl MediaLookups {
+    /// The maps, emptied if they hold answers of another generation than `generation`.
+    fn at(&mut self, generation: u64) -> &mut MediaLookups {
+        if self.generation != generation {
+            self.cameras.clear();
+            self.sessions.clear();
+            self.generation = generation;
+        }
+        self
+    }
+}
+
+/// Inserts into a bounded map: starts over when full rather than tracking ages.
+fn insert_bounded<V>(map: &mut HashMap<String, V>, key: &str, value: V) {
+    if map.len() >= MEDIA_CACHE_ENTRIES {
+        map.clear();
+    }
+    map.insert(key.to_owned(), value);
 }
 
 /// A poisoned lock is used as is: these maps hold copies of stored records and times, which
@@ -95,6 +133,47 @@ impl Store {
         }
         entries.insert(*hash, (generation, found.clone()));
         Ok(Some(found))
+    }
+
+    /// The session whose public `access_token_id` this is, with its account: what a stream
+    /// token names. From memory while nothing was written since it was read.
+    pub fn authenticated_by_token_id(
+        &self,
+        access_token_id: &str,
+    ) -> Result<Option<Authenticated>, StoreError> {
+        // Read before the records, as in `authenticated`.
+        let generation = self.cache.generation();
+        if let Some(found) = locked(&self.cache.media)
+            .at(generation)
+            .sessions
+            .get(access_token_id)
+        {
+            return Ok(found.clone());
+        }
+        let found = match self.token_hash_by_id(access_token_id)? {
+            None => None,
+            Some(hash) => self.authenticated(&hash)?,
+        };
+        let mut media = locked(&self.cache.media);
+        // Not kept if a write happened meanwhile (`at` would have moved on, or will).
+        if media.generation == generation {
+            insert_bounded(&mut media.sessions, access_token_id, found.clone());
+        }
+        Ok(found)
+    }
+
+    /// `camera_id_by_media_path`, from memory while nothing was written since.
+    pub fn media_camera(&self, path: &str) -> Result<Option<u64>, StoreError> {
+        let generation = self.cache.generation();
+        if let Some(found) = locked(&self.cache.media).at(generation).cameras.get(path) {
+            return Ok(*found);
+        }
+        let found = self.camera_id_by_media_path(path)?;
+        let mut media = locked(&self.cache.media);
+        if media.generation == generation {
+            insert_bounded(&mut media.cameras, path, found);
+        }
+        Ok(found)
     }
 
     /// The licence pools as last committed; from memory while nothing was written since.

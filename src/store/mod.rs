@@ -154,6 +154,7 @@ trees! {
         camera_groups,
         cameraid_accountids,
         parentid_subuserids,
+        mediapath_cameraid,
     ]
 }
 
@@ -465,6 +466,43 @@ impl Store {
         Ok(ids_found(
             self.trees.cameraid_accountids.get(id_key(camera_id))?,
         ))
+    }
+
+    /// The camera a media path names (SPEC §8): the one holding it as its own `media_path`,
+    /// or, for `cam{id}`, camera `id` when it has no path of its own. One or two reads, no
+    /// scan. The hook goes through `Store::media_camera`, which keeps the answers in memory
+    /// between writes.
+    pub fn camera_id_by_media_path(&self, path: &str) -> Result<Option<u64>, StoreError> {
+        if let Some(id) = self.trees.mediapath_cameraid.get(path.as_bytes())? {
+            return Ok(key_id(&id));
+        }
+        let Some(id) = crate::model::default_media_path_id(path) else {
+            return Ok(None);
+        };
+        #[derive(serde::Deserialize)]
+        struct StoredMediaPath {
+            #[serde(default)]
+            media_path: Option<String>,
+        }
+        let stored: Option<StoredMediaPath> =
+            Self::get(&self.trees.cameras, "cameras", &id_key(id))?;
+        Ok(stored.filter(|s| s.media_path.is_none()).map(|_| id))
+    }
+
+    /// The token hash of the session whose public id this is (`tokenid_tokenhash`).
+    pub fn token_hash_by_id(&self, access_token_id: &str) -> Result<Option<TokenHash>, StoreError> {
+        match self
+            .trees
+            .tokenid_tokenhash
+            .get(access_token_id.as_bytes())?
+        {
+            None => Ok(None),
+            Some(hash) => hash
+                .as_ref()
+                .try_into()
+                .map(Some)
+                .map_err(|_| StoreError::Corrupt("tokenid_tokenhash value".into())),
+        }
     }
 
     /// A regular user's sub-users (`parentid_subuserids`), kept so that deleting a user finds,

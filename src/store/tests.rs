@@ -460,3 +460,87 @@ fn a_secret_is_generated_once_and_survives_reopen() -> Result<(), Box<dyn std::e
     assert_eq!(store.secret_or_insert("k", b"third")?, b"first");
     Ok(())
 }
+
+fn camera(id: u64, media_path: Option<&str>) -> Camera {
+    Camera {
+        id,
+        name: format!("camera {id}"),
+        ip: None,
+        group_id: None,
+        camera_type: "media_server_v2".into(),
+        is_enabled: true,
+        is_sound_enabled: false,
+        archive_storage_days: None,
+        services_list: Default::default(),
+        media_path: media_path.map(str::to_owned),
+        created_at: 1,
+        updated_at: 1,
+    }
+}
+
+#[test]
+fn the_media_path_index_follows_camera_writes() -> Result<(), Box<dyn std::error::Error>> {
+    let dir = tempfile::tempdir()?;
+    let store = Store::open(dir.path(), 1 << 20)?;
+    store.write_blocking(|tx| {
+        tx.put_camera(&camera(1, Some("site/door")))?;
+        tx.put_camera(&camera(2, None))
+    })?;
+    assert_eq!(store.camera_id_by_media_path("site/door")?, Some(1));
+    assert_eq!(store.camera_id_by_media_path("cam2")?, Some(2));
+    // A camera with a path of its own is not also reachable by its default.
+    assert_eq!(store.camera_id_by_media_path("cam1")?, None);
+    assert_eq!(store.camera_id_by_media_path("cam02")?, None);
+    assert_eq!(store.camera_id_by_media_path("cam3")?, None);
+    // A rename frees the old path; another camera may not take a held path.
+    store.write_blocking(|tx| tx.put_camera(&camera(1, Some("site/gate"))))?;
+    assert_eq!(store.camera_id_by_media_path("site/door")?, None);
+    assert_eq!(store.camera_id_by_media_path("site/gate")?, Some(1));
+    assert!(matches!(
+        store.write_blocking(|tx| tx.put_camera(&camera(2, Some("site/gate")))),
+        Err(StoreError::Corrupt(_))
+    ));
+    assert_eq!(
+        store.write_blocking(|tx| tx.media_path_owner("site/gate"))?,
+        Some(1)
+    );
+    // Back to the default, then removed: nothing is left in the index.
+    store.write_blocking(|tx| tx.put_camera(&camera(1, None)))?;
+    assert_eq!(store.camera_id_by_media_path("site/gate")?, None);
+    assert_eq!(store.camera_id_by_media_path("cam1")?, Some(1));
+    store.write_blocking(|tx| {
+        tx.put_camera(&camera(1, Some("x")))?;
+        tx.remove_camera(1)
+    })?;
+    assert_eq!(store.camera_id_by_media_path("x")?, None);
+    assert_eq!(store.camera_id_by_media_path("cam1")?, None);
+    assert!(store.trees.mediapath_cameraid.is_empty());
+    Ok(())
+}
+
+#[test]
+fn the_hooks_lookups_never_outlive_a_write() -> Result<(), Box<dyn std::error::Error>> {
+    let dir = tempfile::tempdir()?;
+    let store = Store::open(dir.path(), 1 << 20)?;
+    let a = create(&store, "a")?;
+    let hash = [9u8; 32];
+    store.write_blocking(|tx| {
+        tx.put_camera(&camera(1, Some("door")))?;
+        tx.add_session(&hash, &session(a.id, "t1"))
+    })?;
+    // Read twice: the second answer comes from memory.
+    for _ in 0..2 {
+        assert_eq!(store.media_camera("door")?, Some(1));
+        assert_eq!(store.media_camera("gate")?, None);
+        let found = store.authenticated_by_token_id("t1")?.map(|f| f.account.id);
+        assert_eq!(found, Some(a.id));
+    }
+    store.write_blocking(|tx| {
+        tx.put_camera(&camera(1, Some("gate")))?;
+        tx.remove_session(&hash, SessionEnd::Revoked).map(|_| ())
+    })?;
+    assert_eq!(store.media_camera("door")?, None);
+    assert_eq!(store.media_camera("gate")?, Some(1));
+    assert!(store.authenticated_by_token_id("t1")?.is_none());
+    Ok(())
+}

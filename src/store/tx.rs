@@ -471,14 +471,65 @@ impl Tx<'_> {
         Ok(self.t.cameras.get(id_key(id))?.is_some())
     }
 
+    /// Writes a camera, new or changed, and keeps the media path index in step with it. The
+    /// caller checks `media_path_owner` first, in the same transaction, and answers a taken
+    /// path itself; a path held by another camera here is refused as a bug rather than
+    /// taken over.
     pub fn put_camera(&self, camera: &Camera) -> Result<(), StoreError> {
+        let previous: Option<Option<String>> = self.stored_media_path(camera.id)?;
+        if previous.as_ref() != Some(&camera.media_path) {
+            if let Some(path) = &camera.media_path {
+                if let Some(owner) = self.media_path_owner(path)? {
+                    if owner != camera.id {
+                        return Err(StoreError::Corrupt(format!(
+                            "camera {}: media path held by camera {owner}",
+                            camera.id
+                        )));
+                    }
+                }
+            }
+            if let Some(Some(old)) = &previous {
+                self.del(self.t.mediapath_cameraid, old.as_bytes())?;
+            }
+            if let Some(path) = &camera.media_path {
+                self.put(
+                    self.t.mediapath_cameraid,
+                    path.as_bytes(),
+                    &id_key(camera.id),
+                )?;
+            }
+        }
         self.put(self.t.cameras, id_key(camera.id), encode(camera))?;
         Ok(())
     }
 
-    /// Removes a camera record and its reverse index; the accounts' own `cameras` sets are
-    /// the caller's to update (it writes those accounts anyway).
+    /// The stored camera's own media path (`Some(None)`: a camera on its default path;
+    /// `None`: no such camera), decoding only that field.
+    fn stored_media_path(&self, id: u64) -> Result<Option<Option<String>>, StoreError> {
+        #[derive(serde::Deserialize)]
+        struct StoredMediaPath {
+            #[serde(default)]
+            media_path: Option<String>,
+        }
+        let stored: Option<StoredMediaPath> = get(self.t.cameras, "cameras", &id_key(id))?;
+        Ok(stored.map(|s| s.media_path))
+    }
+
+    /// The camera holding `path` as its own media path (defaults `cam{id}` are not indexed).
+    pub fn media_path_owner(&self, path: &str) -> Result<Option<u64>, StoreError> {
+        Ok(self
+            .t
+            .mediapath_cameraid
+            .get(path.as_bytes())?
+            .and_then(|v| key_id(&v)))
+    }
+
+    /// Removes a camera record, its media path and its reverse index; the accounts' own
+    /// `cameras` sets are the caller's to update (it writes those accounts anyway).
     pub fn remove_camera(&self, id: u64) -> Result<(), StoreError> {
+        if let Some(Some(path)) = self.stored_media_path(id)? {
+            self.del(self.t.mediapath_cameraid, path.as_bytes())?;
+        }
         self.del(self.t.cameras, id_key(id))?;
         self.del(self.t.cameraid_accountids, id_key(id))?;
         Ok(())

@@ -100,6 +100,7 @@ pub(crate) fn seed_cameras(s: &TestServer, n: usize) -> Vec<u64> {
                     is_sound_enabled: false,
                     archive_storage_days: None,
                     services_list: Default::default(),
+                    media_path: None,
                     created_at: at,
                     updated_at: at,
                 };

@@ -49,6 +49,8 @@ enum Access {
     Public,
     AnyToken,
     AdminOnly,
+    /// Client accounts only (SPEC §8's camera routes): an admin token is 403.
+    ClientOnly,
 }
 
 struct Matrix {
@@ -287,6 +289,26 @@ async fn plan(
                 200,
             ),
         ),
+        Endpoint::ClientCameraTree => (Access::ClientOnly, fixed(200)),
+        Endpoint::ClientCameraShow | Endpoint::ClientCameraStreams => {
+            // A camera assigned to the client caller, so that its call is allowed.
+            let id = new_camera().await;
+            if let Some((account, false)) = caller_account {
+                let r =
+                    m.s.call(
+                        "PUT",
+                        &format!("/api/admin/v1/users/{account}"),
+                        Some(&m.setup),
+                        Some(json!({"cameras_to_attach": [id]})),
+                    )
+                    .await;
+                assert_eq!(r.status, 200, "attach: {:?}", r.body);
+            }
+            (
+                Access::ClientOnly,
+                call(pattern.replace("{camera}", &id.to_string()), None, 200),
+            )
+        }
     }
 }
 
@@ -347,6 +369,15 @@ async fn every_route_answers_each_kind_of_caller_exactly() {
             let refused = match (access, caller) {
                 (Access::Public, _) => false,
                 (_, Caller::Client) if access == Access::AdminOnly => {
+                    assert_eq!(r.status, 403, "{what}: {:?}", r.body);
+                    assert_eq!(
+                        r.body,
+                        json!({"message": "This action is unauthorized."}),
+                        "{what}"
+                    );
+                    true
+                }
+                (_, Caller::Admin) if access == Access::ClientOnly => {
                     assert_eq!(r.status, 403, "{what}: {:?}", r.body);
                     assert_eq!(
                         r.body,

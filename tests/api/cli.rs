@@ -87,6 +87,9 @@ impl Daemon {
             config.to_str().unwrap(),
             "--listen",
             &addr.to_string(),
+            // Port 0: daemons of parallel tests must not compete for media.hook_listen's 8181.
+            "--hook-listen",
+            "127.0.0.1:0",
             "--data-dir",
             data.to_str().unwrap(),
         ]);

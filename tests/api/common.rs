@@ -29,6 +29,8 @@ pub const ADMIN_PASSWORD: &str = "admin-password-1";
 
 pub struct TestServer {
     pub addr: SocketAddr,
+    /// The media hook's plain-HTTP address, when enabled.
+    pub hook_addr: Option<SocketAddr>,
     pub app: Arc<App>,
     pub dir: tempfile::TempDir,
     connector: TlsConnector,
@@ -55,6 +57,12 @@ pub fn test_config(dir: &std::path::Path) -> Config {
             ..defaults.argon2.clone()
         },
         log: "warn".into(),
+        media: vmsd::config::MediaConfig {
+            // Port 0: parallel tests must not compete for 8181; `TestServer::hook_addr` says
+            // where it landed.
+            hook_listen: Some("127.0.0.1:0".parse().unwrap()),
+            ..defaults.media.clone()
+        },
         ..defaults
     }
 }
@@ -77,6 +85,7 @@ impl TestServer {
         let addr = listener.local_addr().unwrap();
         let daemon = Daemon::open(cfg, vec![listener], Some(ADMIN_PASSWORD.to_owned())).unwrap();
         let app = daemon.app();
+        let hook_addr = daemon.hook_addr();
         let (trigger, mut shutdown) = shutdown::channel();
         let stop = async move { shutdown.wait().await };
         let task = tokio::spawn(daemon.run(stop, Arc::new(tokio::sync::Notify::new())));
@@ -95,6 +104,7 @@ impl TestServer {
         .with_no_client_auth();
         TestServer {
             addr,
+            hook_addr,
             app,
             dir,
             connector: TlsConnector::from(Arc::new(client)),
@@ -142,8 +152,10 @@ impl TestServer {
         let mut req = Request::builder()
             .method(Method::from_bytes(method.as_bytes()).unwrap())
             .uri(path)
-            .header("host", "vms.local")
             .header("accept", "application/json");
+        if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("host")) {
+            req = req.header("host", "vms.local");
+        }
         for (k, v) in headers {
             req = req.header(*k, *v);
         }
@@ -516,4 +528,56 @@ pub async fn https(
         body,
         raw,
     })
+}
+
+// ---------------------------------------------------------------------------------------------
+// The media hook (SPEC §8): plain HTTP on the loopback listener.
+// ---------------------------------------------------------------------------------------------
+
+impl TestServer {
+    /// One request to the media hook on a fresh plain-HTTP connection.
+    pub async fn hook(
+        &self,
+        method: &str,
+        path_and_query: &str,
+        headers: &[(&str, &str)],
+        body: impl Into<Bytes>,
+    ) -> Reply {
+        let addr = self.hook_addr.expect("the media hook is enabled");
+        let io = TokioIo::new(TcpStream::connect(addr).await.unwrap());
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(io).await.unwrap();
+        tokio::spawn(conn);
+        let mut req = Request::builder()
+            .method(Method::from_bytes(method.as_bytes()).unwrap())
+            .uri(path_and_query)
+            .header("host", addr.to_string());
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let resp = sender
+            .send_request(req.body(Full::new(body.into())).unwrap())
+            .await
+            .unwrap();
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        let raw = resp.into_body().collect().await.unwrap().to_bytes();
+        let body = serde_json::from_slice(&raw).unwrap_or(Value::Null);
+        Reply {
+            status,
+            headers,
+            body,
+            raw,
+        }
+    }
+
+    /// `POST /media/auth` with a MediaMTX-shaped JSON body.
+    pub async fn hook_post(&self, body: &Value) -> Reply {
+        self.hook(
+            "POST",
+            "/media/auth",
+            &[("content-type", "application/json")],
+            serde_json::to_vec(body).unwrap(),
+        )
+        .await
+    }
 }

@@ -216,6 +216,9 @@ fn write_routes(f: &Fixture) -> Vec<WriteRoute> {
                 | Endpoint::LicenseList
                 | Endpoint::AdminList
                 | Endpoint::AuditList
+                | Endpoint::ClientCameraTree
+                | Endpoint::ClientCameraShow
+                | Endpoint::ClientCameraStreams
                 | Endpoint::PusherSocket
                 | Endpoint::WsUrl => continue,
                 // Reads a form or JSON whatever the Content-Type; its hostile bodies are in
@@ -536,7 +539,10 @@ async fn huge_negative_and_non_numeric_ids_in_paths_are_404() {
             continue;
         }
         let token = match endpoint {
-            Endpoint::SessionRevoke => &f.client,
+            // Client routes: an admin token is 403 before the id is looked at.
+            Endpoint::SessionRevoke
+            | Endpoint::ClientCameraShow
+            | Endpoint::ClientCameraStreams => &f.client,
             _ => &f.admin,
         };
         let end = start + pattern[start..].find('}').unwrap() + 1;

@@ -122,6 +122,62 @@ async fn a_full_session_logged_at_trace_leaves_no_secret_in_the_log() {
         .await;
     assert_eq!(r.status, 200, "{:?}", r.body);
 
+    // Video (SPEC §8): a stream token for sam's camera, checked by the media hook in both
+    // shapes, allowed and refused (decisions are logged at debug, never with the token).
+    let r = daemon
+        .call(
+            "POST",
+            "/api/admin/v1/cameras",
+            Some(&admin),
+            Some(json!({"name": "door"})),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{:?}", r.body);
+    let camera = r.body["id"].as_u64().unwrap();
+    let r = daemon
+        .call(
+            "PUT",
+            &format!("/api/admin/v1/users/{sam_id}"),
+            Some(&admin),
+            Some(json!({"cameras_to_attach": [camera]})),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    let r = daemon
+        .call(
+            "GET",
+            &format!("/api/v1/cameras/{camera}/streams"),
+            Some(&client),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    let stream_token = r.body["url"]
+        .as_str()
+        .unwrap()
+        .split("token=")
+        .nth(1)
+        .unwrap()
+        .to_owned();
+    let hook = hook_addr(&daemon.log());
+    let body = json!({"action": "read", "path": format!("cam{camera}"), "token": "",
+                      "password": "", "query": format!("token={stream_token}")})
+    .to_string();
+    for (request, status) in [
+        (
+            format!("POST /media/auth HTTP/1.1\r\nhost: x\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}", body.len()),
+            "200",
+        ),
+        (
+            format!("GET /media/auth HTTP/1.1\r\nhost: x\r\nx-original-uri: /cam999/index.m3u8?token={stream_token}\r\nconnection: close\r\n\r\n"),
+            "403",
+        ),
+    ] {
+        let mut tcp = TcpStream::connect(hook).await.unwrap();
+        let answer = crate::common::http_exchange(&mut tcp, request.as_bytes()).await;
+        assert!(answer.starts_with(&format!("HTTP/1.1 {status}")), "{answer}");
+    }
+
     // The WebSocket: a token for sam, the socket bound to it, a password change through it.
     let tcp = TcpStream::connect(daemon.addr).await.unwrap();
     let tls = connector_for(&data.join("tls/cert.pem"))
@@ -182,6 +238,7 @@ async fn a_full_session_logged_at_trace_leaves_no_secret_in_the_log() {
         "logged in",
         "changed their password",
         "updated over WebSocket",
+        "media hook decision",
     ] {
         assert!(
             log.contains(needle),
@@ -201,7 +258,7 @@ async fn a_full_session_logged_at_trace_leaves_no_secret_in_the_log() {
     .iter()
     .map(|p| ("a password".to_owned(), (*p).to_owned()))
     .collect();
-    for token in [&admin, &client, &socket_token] {
+    for token in [&admin, &client, &socket_token, &stream_token] {
         secrets.push(("a token".into(), token.clone()));
         secrets.push(("a token hash".into(), hex::encode(hash_token(token))));
     }
@@ -296,4 +353,13 @@ async fn the_database_is_private_even_in_a_world_readable_data_dir() {
         .await;
     assert_eq!(daemon.terminate().await.code(), Some(0));
     assert_eq!(mode(&fresh), 0o700);
+}
+
+/// Where the daemon's media hook listens (it was started with `--hook-listen 127.0.0.1:0`),
+/// from its start-up line.
+fn hook_addr(log: &str) -> std::net::SocketAddr {
+    let (_, rest) = log
+        .split_once("media hook on http://")
+        .expect("the start-up line names the hook");
+    rest.split('/').next().unwrap().parse().unwrap()
 }

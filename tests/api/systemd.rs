@@ -34,7 +34,7 @@ fn free_port() -> u16 {
 fn write_config(dir: &Path, listen: &str) -> std::path::PathBuf {
     let path = dir.join("vmsd.toml");
     let text = format!(
-        "listen = [\"{listen}\"]\ndata_dir = \"{}\"\nlog = \"warn\"\n[argon2]\nmemory_kib = 256\niterations = 1\n",
+        "listen = [\"{listen}\"]\ndata_dir = \"{}\"\nlog = \"warn\"\n[argon2]\nmemory_kib = 256\niterations = 1\n[media]\nhook_listen = \"127.0.0.1:0\"\n",
         dir.join("data").display()
     );
     std::fs::write(&path, text).unwrap();
@@ -203,6 +203,68 @@ async fn socket_activation_serves_the_inherited_listener() {
     .unwrap();
     assert_eq!(login.status, 200, "{:?}", login.body);
     assert_eq!(login.body["token_type"], "Bearer");
+}
+
+/// SPEC §8: a socket handed over with `FileDescriptorName=hook` is the media hook's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn socket_activation_hands_over_the_hook_socket_by_name() {
+    let Ok(activate) = which("systemd-socket-activate") else {
+        println!("skipped: systemd-socket-activate is not installed");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    // The config's hook_listen is 127.0.0.1:0: an answer on `hook_port` can only come from
+    // the inherited socket (systemd-socket-activate holds it; nobody else accepts on it).
+    let config = write_config(dir.path(), "192.0.2.1:443");
+    let (api_port, hook_port) = (free_port(), free_port());
+    let _daemon = Daemon(
+        Command::new(activate)
+            .arg("-l")
+            .arg(format!("127.0.0.1:{api_port}"))
+            .arg("-l")
+            .arg(format!("127.0.0.1:{hook_port}"))
+            .arg("--fdname=https:hook")
+            .args(["-E", &format!("VMSD_ADMIN_PASSWORD={ADMIN_PASSWORD}")])
+            .arg(env!("CARGO_BIN_EXE_vmsd"))
+            .args(["serve", "-c"])
+            .arg(&config)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let body = br#"{"action":"read","path":"cam1","token":"","query":""}"#;
+    let request = format!(
+        "POST /media/auth HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\n\
+         content-length: {}\r\nconnection: close\r\n\r\n{}",
+        body.len(),
+        String::from_utf8_lossy(body)
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let answer = loop {
+        if let Ok(mut tcp) = tokio::net::TcpStream::connect(("127.0.0.1", hook_port)).await {
+            let answer = crate::common::http_exchange(&mut tcp, request.as_bytes()).await;
+            if !answer.is_empty() {
+                break answer;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no answer on the activated hook socket"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(answer.starts_with("HTTP/1.1 401"), "{answer}");
+    assert!(
+        answer
+            .to_ascii_lowercase()
+            .contains("cache-control: no-store"),
+        "{answer}"
+    );
+    assert!(
+        answer.ends_with(r#"{"message":"Unauthenticated."}"#),
+        "{answer}"
+    );
 }
 
 fn which(name: &str) -> Result<std::path::PathBuf, ()> {

@@ -147,6 +147,7 @@ fn main() -> SeedResult<()> {
                     is_sound_enabled: false,
                     archive_storage_days: None,
                     services_list: Default::default(),
+                    media_path: None,
                     created_at: at,
                     updated_at: at,
                 };

@@ -7,17 +7,23 @@
 //!
 //! ```text
 //! load --addr 127.0.0.1:8443 --scenario get-self --fixture FILE --server-pid PID
-//!      [--conns 32] [--warmup 1] [--duration 5] [--label NAME]
+//!      [--conns 32] [--warmup 1] [--duration 5] [--label NAME] [--hook-addr 127.0.0.1:8181]
+//!      [--rate N]
 //! ```
-//! Scenarios: `baseline` (GET /), `get-self`, `put-self`, `attach`, `login`, `ws`.
+//! `--rate N` paces the connections to N requests/s in all (each sends on its own schedule,
+//! a request late when the previous answer is late), so a latency can be measured at a given
+//! load instead of at saturation, where 32 closed-loop connections measure mostly queueing.
+//! Scenarios: `baseline` (GET /), `get-self`, `put-self`, `attach`, `login`, `ws`, and `hook`:
+//! MediaMTX's `POST /media/auth` in plain HTTP on `--hook-addr`, each connection with the
+//! stream token and path its user got from `GET /api/v1/cameras/{id}/streams` (over TLS on
+//! `--addr`) before the measurement.
 
 use std::cell::RefCell;
 use std::rc::Rc;
 use std::time::Instant;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio_rustls::client::TlsStream;
 use tokio_rustls::TlsConnector;
 
 use vmsd_bench_tools::{client_config, percentile, process_cpu_us, summary, Args, BenchResult};
@@ -67,6 +73,7 @@ enum Scenario {
     Attach,
     Login,
     WebSocket,
+    Hook,
 }
 
 impl Scenario {
@@ -78,6 +85,7 @@ impl Scenario {
             "attach" => Scenario::Attach,
             "login" => Scenario::Login,
             "ws" => Scenario::WebSocket,
+            "hook" => Scenario::Hook,
             other => return Err(format!("unknown scenario {other:?}").into()),
         })
     }
@@ -172,6 +180,8 @@ fn requests_for(scenario: Scenario, f: &Fixture, conn: usize) -> BenchResult<Vec
                 &format!("{{\"login\":\"{login}\",\"password\":\"{password}\"}}"),
             )]
         }
+        // Prepared in `run` (it needs a stream URL from the server first).
+        Scenario::Hook => Vec::new(),
         Scenario::WebSocket => ["true", "false"]
             .iter()
             .enumerate()
@@ -185,9 +195,13 @@ fn requests_for(scenario: Scenario, f: &Fixture, conn: usize) -> BenchResult<Vec
     })
 }
 
-/// One TLS connection with a read buffer; bytes past one answer stay for the next.
+/// A TLS stream to the API, or a plain TCP one to the media hook.
+trait Io: AsyncRead + AsyncWrite + Unpin {}
+impl<T: AsyncRead + AsyncWrite + Unpin> Io for T {}
+
+/// One connection with a read buffer; bytes past one answer stay for the next.
 struct Conn {
-    io: TlsStream<TcpStream>,
+    io: Box<dyn Io>,
     buf: Vec<u8>,
     start: usize,
     end: usize,
@@ -200,13 +214,24 @@ impl Conn {
         tcp.set_nodelay(true)?;
         let name = rustls::pki_types::ServerName::try_from("vms.local")?;
         let io = tls.connect(name, tcp).await?;
-        Ok(Conn {
+        Ok(Conn::new(Box::new(io)))
+    }
+
+    /// Plain HTTP (the media hook's listener).
+    async fn open_plain(addr: &str) -> BenchResult<Conn> {
+        let tcp = TcpStream::connect(addr).await?;
+        tcp.set_nodelay(true)?;
+        Ok(Conn::new(Box::new(tcp)))
+    }
+
+    fn new(io: Box<dyn Io>) -> Conn {
+        Conn {
             io,
             buf: vec![0; 64 * 1024],
             start: 0,
             end: 0,
             mask: 0x9E37_79B9,
-        })
+        }
     }
 
     fn buffered(&self) -> &[u8] {
@@ -328,6 +353,46 @@ impl Conn {
     }
 }
 
+/// The MediaMTX ≥ 1.19 request of a player reading `path` with `token` (HLS: the token
+/// only in `query`), as MediaMTX posts it to `authHTTPAddress`.
+async fn hook_request(api: &mut Conn, user_token: &str) -> BenchResult<Vec<u8>> {
+    let auth = format!("Bearer {user_token}");
+    let get = |path: &str| http_request("GET", path, &[("Authorization", &auth)], "");
+    api.send(&get("/api/v1/cameras/flat-tree?per_page=1"))
+        .await?;
+    let (status, tree) = api.response().await?;
+    let tree = String::from_utf8(tree)?;
+    let camera: u64 = tree
+        .split_once("\"id\":")
+        .and_then(|(_, rest)| rest.split(|c: char| !c.is_ascii_digit()).next())
+        .and_then(|id| id.parse().ok())
+        .ok_or_else(|| format!("flat-tree answered {status} without a camera: {tree:.200}"))?;
+    api.send(&get(&format!(
+        "/api/v1/cameras/{camera}/streams?source=rtsp"
+    )))
+    .await?;
+    let (status, streams) = api.response().await?;
+    let streams = String::from_utf8(streams)?;
+    // {"url":"rtsp://host:8554/<path>?token=<token>",...}
+    let url = streams
+        .split_once("\"url\":\"")
+        .and_then(|(_, rest)| rest.split('"').next())
+        .ok_or_else(|| format!("streams answered {status}: {streams:.200}"))?;
+    let after_scheme = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let (_, path_and_query) = after_scheme
+        .split_once('/')
+        .ok_or_else(|| format!("stream URL without a path: {url}"))?;
+    let (path, token) = path_and_query
+        .split_once("?token=")
+        .ok_or_else(|| format!("stream URL without a token: {url}"))?;
+    let body = format!(
+        "{{\"ip\":\"192.168.1.20\",\"user\":\"\",\"password\":\"\",\"token\":\"\",\"action\":\"read\",\
+         \"path\":\"{path}\",\"protocol\":\"hls\",\"id\":\"3f2b8c1e-7a4d-4f0e-9b6a-2d1c5e8f9a70\",\
+         \"query\":\"token={token}\",\"userAgent\":\"Mozilla/5.0 (bench)\"}}"
+    );
+    Ok(http_request("POST", "/media/auth", &[], &body))
+}
+
 fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
     haystack.windows(needle.len()).position(|w| w == needle)
 }
@@ -394,9 +459,16 @@ async fn run_connection(
     requests: Vec<Vec<u8>>,
     window: Rc<Window>,
     counts: Rc<RefCell<Counts>>,
+    pace: Option<(std::time::Duration, std::time::Duration)>,
 ) {
     let mut i = 0;
+    // (interval, offset): connections start spread over one interval.
+    let mut next = pace.map(|(_, offset)| Instant::now() + offset);
     while Instant::now() < window.end {
+        if let (Some(at), Some((interval, _))) = (next.as_mut(), pace) {
+            tokio::time::sleep_until((*at).into()).await;
+            *at += interval;
+        }
         let request = &requests[i % requests.len()];
         i += 1;
         let started = Instant::now();
@@ -452,6 +524,7 @@ async fn run(args: Args) -> BenchResult<()> {
     let warmup = args.seconds_or("warmup", 1.0)?;
     let duration = args.seconds_or("duration", 5.0)?;
     let server_pid = args.required("server-pid")?.to_owned();
+    let rate: f64 = args.parse_or("rate", 0.0)?;
     let fixture = match args.get("fixture") {
         Some(path) => read_fixture(path)?,
         None if scenario == Scenario::Baseline => Fixture::default(),
@@ -460,7 +533,23 @@ async fn run(args: Args) -> BenchResult<()> {
 
     let tls = TlsConnector::from(client_config()?);
     let mut prepared = Vec::with_capacity(conns);
+    if scenario == Scenario::Hook {
+        let hook_addr = args.required("hook-addr")?.to_owned();
+        let mut api = Conn::open(&addr, &tls).await?;
+        for c in 0..conns {
+            let token = &fixture
+                .users
+                .get(c)
+                .ok_or_else(|| format!("fixture has no user for connection {c}"))?
+                .1;
+            let request = hook_request(&mut api, token).await?;
+            prepared.push((Conn::open_plain(&hook_addr).await?, vec![request]));
+        }
+    }
     for c in 0..conns {
+        if scenario == Scenario::Hook {
+            break;
+        }
         let mut conn = Conn::open(&addr, &tls).await?;
         if scenario == Scenario::WebSocket {
             let token = &fixture
@@ -480,7 +569,9 @@ async fn run(args: Args) -> BenchResult<()> {
     });
     let mut tasks = Vec::new();
     let mut all_counts = Vec::new();
-    for (conn, requests) in prepared {
+    let interval = (rate > 0.0).then(|| std::time::Duration::from_secs_f64(conns as f64 / rate));
+    for (c, (conn, requests)) in prepared.into_iter().enumerate() {
+        let pace = interval.map(|i| (i, i.mul_f64(c as f64 / conns as f64)));
         let counts = Rc::new(RefCell::new(Counts::default()));
         all_counts.push(counts.clone());
         tasks.push(tokio::task::spawn_local(run_connection(
@@ -489,6 +580,7 @@ async fn run(args: Args) -> BenchResult<()> {
             requests,
             window.clone(),
             counts,
+            pace,
         )));
     }
 
