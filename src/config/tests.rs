@@ -1,0 +1,570 @@
+//! The configuration's own tests: defaults against SPEC §7, every section's keys and
+//! ranges, every problem reported at once, and the shipped config files.
+
+use super::*;
+
+fn errors(text: &str) -> Vec<String> {
+    match parse_str(text) {
+        Ok(cfg) => panic!("expected errors, parsed {cfg:?}"),
+        Err(ConfigErrors(e)) => e,
+    }
+}
+
+const FULL: &str = r#"
+listen = ["0.0.0.0:443", "[::]:443"]
+data_dir = "/srv/vmsd"
+log = "warn,vmsd=debug"
+[tls]
+cert = "/etc/vmsd/tls/cert.pem"
+key = "/etc/vmsd/tls/key.pem"
+hostnames = ["nvr.example", "localhost"]
+[auth]
+client_token_ttl = "7d"
+admin_token_ttl = "1h"
+sessions_limit = 3
+lockout_threshold = 7
+lockout_duration = "30m"
+ip_login_limit = 50
+ip_login_window = "90s"
+password_min_length = 12
+[argon2]
+memory_kib = 65536
+iterations = 3
+parallelism = 4
+max_concurrent = 4
+queue_limit = 0
+[limits]
+max_body_bytes = 2048
+max_connections = 10
+header_read_timeout = "5s"
+tls_handshake_timeout = "3s"
+request_timeout = "1m"
+shutdown_grace = "500ms"
+audit_max_entries = 5000
+[license]
+prefix = "LIC-ABCD-VA"
+[locales]
+available = ["en", "ru", "pt-BR"]
+[store]
+cache_mib = 64
+[media]
+hook_listen = "[::1]:9000"
+hls_url = "http://{host}/hls/{path}/index.m3u8?token={token}"
+rtsp_url = "rtsp://10.0.0.5:554/{path}?token={token}"
+low_suffix = ".sub"
+uri_prefix = "/hls"
+stream_token_ttl = "1h"
+"#;
+
+#[test]
+fn defaults_match_spec() {
+    let c = Config::default();
+    assert_eq!(c.listen, vec!["0.0.0.0:443".parse::<SocketAddr>().unwrap()]);
+    assert_eq!(c.data_dir, PathBuf::from("/var/lib/vmsd"));
+    assert_eq!(c.log, "info");
+    assert_eq!(c.tls.cert, None);
+    assert_eq!(c.tls.key, None);
+    assert_eq!(c.tls.hostnames, ["vms.local", "localhost"]);
+    assert_eq!(c.auth.client_token_ttl, Duration::from_secs(30 * 86400));
+    assert_eq!(c.auth.admin_token_ttl, Duration::from_secs(12 * 3600));
+    assert_eq!(c.auth.sessions_limit, 10);
+    assert_eq!(c.auth.lockout_threshold, 5);
+    assert_eq!(c.auth.lockout_duration, Duration::from_secs(15 * 60));
+    assert_eq!(c.auth.ip_login_limit, 20);
+    assert_eq!(c.auth.ip_login_window, Duration::from_secs(10 * 60));
+    assert_eq!(c.auth.password_min_length, 8);
+    assert_eq!(c.argon2.memory_kib, 7168);
+    assert_eq!(c.argon2.iterations, 5);
+    assert_eq!(c.argon2.parallelism, 1);
+    assert_eq!(c.argon2.max_concurrent, 2);
+    assert_eq!(c.argon2.queue_limit, 64);
+    assert_eq!(c.limits.max_body_bytes, 1_048_576);
+    assert_eq!(c.limits.max_connections, 1024);
+    assert_eq!(c.limits.header_read_timeout, Duration::from_secs(10));
+    assert_eq!(c.limits.tls_handshake_timeout, Duration::from_secs(10));
+    assert_eq!(c.limits.request_timeout, Duration::from_secs(30));
+    assert_eq!(c.limits.shutdown_grace, Duration::from_secs(15));
+    assert_eq!(c.license.prefix, "LIC-XXXX-VA");
+    assert_eq!(c.locales.available, ["en", "ru"]);
+    assert_eq!(c.store.cache_mib, 8);
+    assert_eq!(
+        c.media.hook_listen,
+        Some("127.0.0.1:8181".parse::<SocketAddr>().unwrap())
+    );
+    assert_eq!(
+        c.media.hls_url,
+        "https://{host}:8888/{path}/index.m3u8?token={token}"
+    );
+    assert_eq!(c.media.rtsp_url, "rtsp://{host}:8554/{path}?token={token}");
+    assert_eq!(c.media.low_suffix, "_low");
+    assert_eq!(c.media.uri_prefix, "");
+    assert_eq!(c.media.stream_token_ttl, Duration::from_secs(12 * 3600));
+}
+
+#[test]
+fn empty_file_is_the_defaults() {
+    assert_eq!(parse_str("").unwrap(), Config::default());
+}
+
+#[test]
+fn full_example_parses() {
+    let c = parse_str(FULL).unwrap();
+    assert_eq!(
+        c.listen,
+        vec![
+            "0.0.0.0:443".parse::<SocketAddr>().unwrap(),
+            "[::]:443".parse().unwrap()
+        ]
+    );
+    assert_eq!(c.data_dir, PathBuf::from("/srv/vmsd"));
+    assert_eq!(c.log, "warn,vmsd=debug");
+    assert_eq!(c.tls.cert, Some(PathBuf::from("/etc/vmsd/tls/cert.pem")));
+    assert_eq!(c.tls.key, Some(PathBuf::from("/etc/vmsd/tls/key.pem")));
+    assert_eq!(c.tls.hostnames, ["nvr.example", "localhost"]);
+    assert_eq!(
+        c.auth,
+        AuthConfig {
+            client_token_ttl: Duration::from_secs(7 * 86400),
+            admin_token_ttl: Duration::from_secs(3600),
+            sessions_limit: 3,
+            lockout_threshold: 7,
+            lockout_duration: Duration::from_secs(1800),
+            ip_login_limit: 50,
+            ip_login_window: Duration::from_secs(90),
+            password_min_length: 12,
+        }
+    );
+    assert_eq!(
+        c.argon2,
+        Argon2Config {
+            memory_kib: 65536,
+            iterations: 3,
+            parallelism: 4,
+            max_concurrent: 4,
+            queue_limit: 0,
+        }
+    );
+    assert_eq!(
+        c.limits,
+        LimitsConfig {
+            max_body_bytes: 2048,
+            max_connections: 10,
+            header_read_timeout: Duration::from_secs(5),
+            tls_handshake_timeout: Duration::from_secs(3),
+            request_timeout: Duration::from_secs(60),
+            shutdown_grace: Duration::from_millis(500),
+            audit_max_entries: 5000,
+        }
+    );
+    assert_eq!(c.license.prefix, "LIC-ABCD-VA");
+    assert_eq!(c.locales.available, ["en", "ru", "pt-BR"]);
+    assert_eq!(c.store, StoreConfig { cache_mib: 64 });
+    assert_eq!(
+        c.media,
+        MediaConfig {
+            hook_listen: Some("[::1]:9000".parse().unwrap()),
+            hls_url: "http://{host}/hls/{path}/index.m3u8?token={token}".to_owned(),
+            rtsp_url: "rtsp://10.0.0.5:554/{path}?token={token}".to_owned(),
+            low_suffix: ".sub".to_owned(),
+            uri_prefix: "/hls".to_owned(),
+            stream_token_ttl: Duration::from_secs(3600),
+        }
+    );
+}
+
+#[test]
+fn store_cache_mib_range() {
+    assert_eq!(
+        parse_str("[store]\ncache_mib = 1").unwrap().store.cache_mib,
+        1
+    );
+    assert_eq!(
+        parse_str("[store]\ncache_mib = 1024")
+            .unwrap()
+            .store
+            .cache_mib,
+        1024
+    );
+    assert_eq!(
+        errors("[store]\ncache_mib = 0\nsize = 1"),
+        [
+            "unknown key 'store.size'",
+            "store.cache_mib: expected an integer from 1 to 1024, got 0",
+        ]
+    );
+    assert_eq!(
+        errors("[store]\ncache_mib = 1025"),
+        ["store.cache_mib: expected an integer from 1 to 1024, got 1025"]
+    );
+}
+
+#[test]
+fn the_hook_listen_flag_follows_the_same_rule() {
+    assert_eq!(parse_hook_listen(""), Ok(None));
+    assert_eq!(
+        parse_hook_listen("127.0.0.1:0"),
+        Ok(Some("127.0.0.1:0".parse().unwrap()))
+    );
+    assert_eq!(
+        parse_hook_listen("[::1]:8181"),
+        Ok(Some("[::1]:8181".parse().unwrap()))
+    );
+    assert!(parse_hook_listen("0.0.0.0:8181")
+        .unwrap_err()
+        .starts_with("must be a loopback address"));
+    assert!(parse_hook_listen("localhost:8181")
+        .unwrap_err()
+        .starts_with("expected a loopback address"));
+}
+
+#[test]
+fn hook_listen_is_loopback_or_disabled() {
+    let hook = |text: &str| parse_str(&format!("[media]\nhook_listen = {text:?}"));
+    assert_eq!(hook("").unwrap().media.hook_listen, None);
+    for ok in ["127.0.0.1:8181", "127.8.9.10:1", "[::1]:8181"] {
+        assert_eq!(
+            hook(ok).unwrap().media.hook_listen,
+            Some(ok.parse().unwrap()),
+            "{ok}"
+        );
+    }
+    for public in [
+        "0.0.0.0:8181",
+        "192.168.1.10:8181",
+        "[::]:8181",
+        "[::ffff:127.0.0.1]:8181",
+    ] {
+        assert_eq!(
+            errors(&format!("[media]\nhook_listen = {public:?}")),
+            [format!(
+                "media.hook_listen: must be a loopback address (127.0.0.0/8 or ::1), \
+                 or \"\" to disable the hook, got {public:?}"
+            )]
+        );
+    }
+    let e = errors("[media]\nhook_listen = \"localhost:8181\"");
+    assert_eq!(e.len(), 1, "{e:?}");
+    assert!(
+        e[0].starts_with("media.hook_listen: expected a loopback address"),
+        "{e:?}"
+    );
+    assert_eq!(errors("[media]\nhook_listen = 8181").len(), 1);
+}
+
+#[test]
+fn url_templates_need_path_and_token() {
+    let template = |key: &str, t: &str| parse_str(&format!("[media]\n{key} = {t:?}"));
+    let c = template("rtsp_url", "rtsp://cams.example/{path}?token={token}").unwrap();
+    assert_eq!(c.media.rtsp_url, "rtsp://cams.example/{path}?token={token}");
+    for bad in [
+        "",
+        "https://{host}/{path}/index.m3u8",
+        "https://{host}/index.m3u8?token={token}",
+        "https://{host}/{path} ?token={token}",
+        "https://{host}/{path}?token={token}\n",
+    ] {
+        for key in ["hls_url", "rtsp_url"] {
+            let e = errors(&format!("[media]\n{key} = {bad:?}"));
+            assert_eq!(e.len(), 1, "{key} {bad:?}: {e:?}");
+            assert!(
+                e[0].starts_with(&format!("media.{key}: expected a URL template")),
+                "{e:?}"
+            );
+        }
+    }
+    let long = format!(
+        "https://{{host}}/{{path}}?token={{token}}&x={}",
+        "a".repeat(1024)
+    );
+    assert_eq!(errors(&format!("[media]\nhls_url = {long:?}")).len(), 1);
+    assert_eq!(errors("[media]\nhls_url = 5").len(), 1);
+    assert_eq!(
+        errors("[media]\nhls_url = \"https://{hots}/{path}?token={token}&x={oops\""),
+        [
+            "media.hls_url: unknown placeholder {hots}, {oops (the placeholders are {host}, \
+          {path} and {token}), got \"https://{hots}/{path}?token={token}&x={oops\""
+        ]
+    );
+}
+
+#[test]
+fn media_suffix_prefix_and_ttl() {
+    let c = parse_str(
+        "[media]\nlow_suffix = \"-sub~2.x_\"\nuri_prefix = \"/\"\nstream_token_ttl = \"1m\"",
+    )
+    .unwrap();
+    assert_eq!(c.media.low_suffix, "-sub~2.x_");
+    assert_eq!(c.media.uri_prefix, "/");
+    assert_eq!(c.media.stream_token_ttl, Duration::from_secs(60));
+    let c = parse_str("[media]\nstream_token_ttl = \"30d\"").unwrap();
+    assert_eq!(c.media.stream_token_ttl, Duration::from_secs(30 * 86400));
+
+    let e = errors(&format!(
+        "[media]\nlow_suffix = \"{}\"\nuri_prefix = \"hls\"\nstream_token_ttl = \"59s\"\nbogus = 1",
+        "x".repeat(33)
+    ));
+    assert_eq!(e.len(), 4, "{e:?}");
+    assert_eq!(e[0], "unknown key 'media.bogus'");
+    assert!(
+        e[1].starts_with("media.low_suffix: expected 1 to 32 characters"),
+        "{e:?}"
+    );
+    assert!(
+        e[2].starts_with("media.uri_prefix: expected \"\" or a URI path"),
+        "{e:?}"
+    );
+    assert_eq!(
+        e[3],
+        "media.stream_token_ttl: expected a duration from \"1m\" to \"30d\" like \"12h\", got \"59s\""
+    );
+    for bad_suffix in ["", "_low/", "lo w", "_lów", "%20"] {
+        assert_eq!(
+            errors(&format!("[media]\nlow_suffix = {bad_suffix:?}")).len(),
+            1,
+            "{bad_suffix:?}"
+        );
+    }
+    for bad_prefix in ["/hls?x", "/h ls", "/hls#", "hls/"] {
+        assert_eq!(
+            errors(&format!("[media]\nuri_prefix = {bad_prefix:?}")).len(),
+            1,
+            "{bad_prefix:?}"
+        );
+    }
+    for bad_ttl in ["\"31d\"", "\"0s\"", "\"500ms\"", "43200"] {
+        assert_eq!(
+            errors(&format!("[media]\nstream_token_ttl = {bad_ttl}")).len(),
+            1,
+            "{bad_ttl}"
+        );
+    }
+}
+
+#[test]
+fn unknown_top_level_key() {
+    assert_eq!(errors("lisen = [\"0.0.0.0:1\"]"), ["unknown key 'lisen'"]);
+    assert_eq!(errors("[metrics]\nport = 1"), ["unknown key 'metrics'"]);
+}
+
+#[test]
+fn unknown_nested_key() {
+    assert_eq!(
+        errors("[auth]\nsesions_limit = 5"),
+        ["unknown key 'auth.sesions_limit'"]
+    );
+}
+
+#[test]
+fn all_problems_reported_together() {
+    let e =
+        errors("[auth]\nsessions_limit = \"ten\"\nbogus = 1\n[limits]\nrequest_timeout = \"0s\"\n");
+    assert_eq!(e.len(), 3, "{e:?}");
+    assert!(e.contains(&"unknown key 'auth.bogus'".to_owned()), "{e:?}");
+    assert!(
+        e.contains(
+            &"auth.sessions_limit: expected an integer from 1 to 1000, got \"ten\"".to_owned()
+        ),
+        "{e:?}"
+    );
+    assert!(
+        e.iter().any(
+            |m| m.starts_with("limits.request_timeout: expected a duration")
+                && m.ends_with("got \"0s\"")
+        ),
+        "{e:?}"
+    );
+    let shown = ConfigErrors(e).to_string();
+    assert_eq!(shown.lines().count(), 3);
+}
+
+#[test]
+fn range_checks() {
+    let e = errors(
+        "[auth]\npassword_min_length = 7\nip_login_limit = 100001\n\
+         [argon2]\nparallelism = 4\nmemory_kib = 31\niterations = 0\n\
+         [limits]\nmax_body_bytes = 1023\nmax_connections = 0\naudit_max_entries = 99\n",
+    );
+    assert_eq!(
+        e,
+        [
+            "auth.ip_login_limit: expected an integer from 1 to 100000, got 100001",
+            "auth.password_min_length: expected an integer from 8 to 128, got 7",
+            "argon2.iterations: expected an integer from 1 to 16, got 0",
+            "argon2.memory_kib: expected an integer from 32 to 1048576, got 31",
+            "limits.max_body_bytes: expected an integer from 1024 to 67108864, got 1023",
+            "limits.max_connections: expected an integer from 1 to 1000000, got 0",
+            "limits.audit_max_entries: expected an integer from 100 to 100000000, got 99",
+        ]
+    );
+    assert!(parse_str("[argon2]\nqueue_limit = 0\nmemory_kib = 8").is_ok());
+}
+
+#[test]
+fn durations() {
+    assert_eq!(parse_duration("10s"), Some(Duration::from_secs(10)));
+    assert_eq!(parse_duration("15m"), Some(Duration::from_secs(900)));
+    assert_eq!(parse_duration("12h"), Some(Duration::from_secs(43200)));
+    assert_eq!(parse_duration("30d"), Some(Duration::from_secs(2_592_000)));
+    assert_eq!(parse_duration("500ms"), Some(Duration::from_millis(500)));
+    assert_eq!(parse_duration("0s"), Some(Duration::ZERO));
+    for bad in [
+        "",
+        "10",
+        "s",
+        "-5s",
+        "1.5h",
+        "10 s",
+        "10S",
+        "5w",
+        "1h30m",
+        "99999999999999999999d",
+    ] {
+        assert_eq!(parse_duration(bad), None, "{bad:?}");
+    }
+    let e = errors("[auth]\nadmin_token_ttl = 3600\nlockout_duration = \"0m\"");
+    assert_eq!(e.len(), 2, "{e:?}");
+    assert!(
+        e[0].starts_with("auth.admin_token_ttl: expected a duration"),
+        "{e:?}"
+    );
+    assert!(e[0].ends_with("got 3600"), "{e:?}");
+}
+
+#[test]
+fn only_cert_set_is_one_error() {
+    let e = errors("[tls]\ncert = \"/etc/vmsd/tls/cert.pem\"");
+    assert_eq!(e.len(), 1, "{e:?}");
+    assert!(
+        e[0].starts_with("tls.cert is set but tls.key is not"),
+        "{e:?}"
+    );
+    let e = errors("[tls]\nkey = \"/etc/vmsd/tls/key.pem\"");
+    assert_eq!(e.len(), 1, "{e:?}");
+    assert!(
+        e[0].starts_with("tls.key is set but tls.cert is not"),
+        "{e:?}"
+    );
+}
+
+#[test]
+fn listen_errors_name_the_index() {
+    let e = errors("listen = [\"127.0.0.1:80\", \"nope\", 5, \"127.0.0.1:80\"]");
+    assert_eq!(
+        e,
+        [
+            "listen[1]: expected an address like \"0.0.0.0:443\" or \"[::]:443\", got \"nope\"",
+            "listen[2]: expected an address like \"0.0.0.0:443\" or \"[::]:443\", got 5",
+            "listen[3]: duplicate of listen[0] (127.0.0.1:80)",
+        ]
+    );
+    assert_eq!(errors("listen = []").len(), 1);
+    assert_eq!(errors("listen = \"0.0.0.0:443\"").len(), 1);
+}
+
+#[test]
+fn strings_lists_and_tables() {
+    let e = errors(
+        "log = \"\"\ndata_dir = 1\nauth = 5\n[tls]\nhostnames = [\"ok\", \"\", \"a b\"]\n\
+         [license]\nprefix = \"\"\n[locales]\navailable = [\"en\", \"e\", \"en\", \"r$\"]\n",
+    );
+    assert_eq!(
+        e,
+        [
+            "data_dir: expected a non-empty string, got 1",
+            "log: expected a non-empty string, got \"\"",
+            "tls.hostnames[1]: expected a host name (1 to 253 ASCII characters, no spaces), got \"\"",
+            "tls.hostnames[2]: expected a host name (1 to 253 ASCII characters, no spaces), got \"a b\"",
+            "auth: expected a table, got 5",
+            "license.prefix: expected a string of 1 to 64 characters, got \"\"",
+            "locales.available[1]: expected a locale code of 2 to 10 characters from a-z, A-Z, '_' and '-', got \"e\"",
+            "locales.available[2]: duplicate locale \"en\"",
+            "locales.available[3]: expected a locale code of 2 to 10 characters from a-z, A-Z, '_' and '-', got \"r$\"",
+        ]
+    );
+    assert_eq!(errors("[locales]\navailable = []").len(), 1);
+    assert_eq!(errors("[tls]\nhostnames = []").len(), 1);
+    let long = "x".repeat(65);
+    assert_eq!(errors(&format!("[license]\nprefix = \"{long}\"")).len(), 1);
+}
+
+#[test]
+fn bad_log_filter() {
+    let e = errors("log = \"vmsd=loud\"");
+    assert_eq!(e.len(), 1, "{e:?}");
+    assert!(e[0].starts_with("log: expected a tracing filter"), "{e:?}");
+}
+
+#[test]
+fn syntax_error_is_one_line_with_position() {
+    let e = errors("log = \"info\"\n[auth\n");
+    assert_eq!(e.len(), 1, "{e:?}");
+    assert!(e[0].starts_with("invalid TOML at line 2"), "{e:?}");
+    assert!(!e[0].contains('\n'), "{e:?}");
+}
+
+#[test]
+fn unreadable_file_names_the_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("missing.toml");
+    let ConfigErrors(e) = load(&path).unwrap_err();
+    assert_eq!(e.len(), 1);
+    assert!(e[0].contains(&path.display().to_string()), "{e:?}");
+}
+
+#[test]
+fn shipped_config_files_parse() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
+    let appliance = load(&dir.join("vmsd.toml")).unwrap();
+    assert_eq!(appliance, Config::default());
+    let dev = load(&dir.join("dev.toml")).unwrap();
+    assert_eq!(
+        dev.listen,
+        vec!["127.0.0.1:8443".parse::<SocketAddr>().unwrap()]
+    );
+    assert_eq!(dev.data_dir, PathBuf::from("./data"));
+    assert_eq!(dev.log, "info,vmsd=debug");
+}
+
+#[test]
+fn push_section_defaults_values_and_errors() {
+    let c = Config::default();
+    assert_eq!(c.push.app_key, "key");
+    assert_eq!(c.push.app_secret, None);
+    assert_eq!(c.push.path, "/pusher");
+    assert_eq!(c.push.activity_timeout, Duration::from_secs(30));
+    assert_eq!(c.push.max_subscriptions, 100);
+    let c = parse_str(
+        "[push]\napp_key = \"app-key\"\napp_secret = \"0123456789abcdef0123\"\npath = \"\"\n\
+         activity_timeout = \"2m\"\nmax_subscriptions = 5",
+    )
+    .unwrap();
+    assert_eq!(c.push.app_key, "app-key");
+    assert_eq!(
+        c.push.app_secret.as_ref().map(SecretString::expose),
+        Some("0123456789abcdef0123")
+    );
+    assert!(!format!("{c:?}").contains("0123456789abcdef0123"));
+    assert_eq!(c.push.path, "");
+    assert_eq!(c.push.activity_timeout, Duration::from_secs(120));
+    assert_eq!(c.push.max_subscriptions, 5);
+    let e = errors(
+        "[push]\napp_key = \"a/b\"\napp_secret = \"short-secret\"\npath = \"pusher/\"\n\
+         activity_timeout = \"2h\"\nmax_subscriptions = 0\nextra = 1",
+    );
+    assert_eq!(e.len(), 6, "{e:?}");
+    assert_eq!(e[0], "unknown key 'push.extra'");
+    assert!(e.iter().all(|m| !m.contains("short-secret")), "{e:?}");
+    assert!(e
+        .iter()
+        .any(|m| m.starts_with("push.app_secret: expected 16 to 256")));
+    assert!(e.iter().any(|m| m.starts_with("push.path: expected")));
+    assert!(
+        e.iter()
+            .any(|m| m
+                .starts_with("push.activity_timeout: expected a duration from \"1s\" to \"1h\""))
+    );
+    assert!(e
+        .iter()
+        .any(|m| m.starts_with("push.max_subscriptions: expected an integer from 1 to 10000")));
+    assert!(e.iter().any(|m| m.starts_with("push.app_key: expected")));
+}
