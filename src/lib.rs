@@ -12,7 +12,8 @@
 //! - `logging`      — journald or stderr, never both.
 //! - `shutdown`     — the shutdown signal shared by the server, sockets and background tasks.
 //! - `housekeeping` — last-use times, the session sweep, audit pruning, idle hash memory.
-//! - `config`       — the TOML configuration, defaults, and all-at-once validation (exit 78).
+//! - `config/`      — the TOML configuration, defaults (`mod.rs`), the all-at-once walk that
+//!   validates a file (`parse.rs`, exit 78).
 //! - `backup`       — `vmsd backup` / `vmsd restore`: the versioned export file.
 //! - `offline`      — `vmsd admin reset-password`, with the daemon stopped.
 //! - `files`        — files and directories created private (or with their mode) from the start.
@@ -31,7 +32,7 @@
 //! - `stream_token` — the signed stream tokens of stream URLs (SPEC §8).
 //! - `media_hook`   — decoding a media server's authorization request; camera matching by path.
 //! - `media_access` — who may watch which camera: issuing stream tokens, the hook's decision.
-//! - `push_protocol` — the Pusher Channels protocol: frames, channel auth, event payloads (SPEC §9).
+//! - `push_protocol/` — the Pusher Channels protocol: frames, channel auth, event payloads (SPEC §9).
 //! - `pushes`       — the push hub: live Pusher sockets, their channels and authorizing
 //!   sessions, and the fan-out of the store's change notices to them.
 //!
