@@ -3,12 +3,12 @@
 //! a stream URL with a fresh stream token. A camera is visible to a `user`, `subuser` or
 //! `special` account when assigned to it; administrators use the admin API (403 here).
 
-use std::net::{IpAddr, Ipv6Addr};
-
 use serde_json::{json, Value};
 
 use super::admin_common::group_index;
-use super::{matches_search, ok, paged_search, search_needle, HandlerResult, Request};
+use super::{
+    host_and_port, matches_search, ok, paged_search, search_needle, HandlerResult, Request,
+};
 use crate::app::App;
 use crate::auth::Caller;
 use crate::error::ApiError;
@@ -166,45 +166,11 @@ fn stream_url(template: &str, host: &str, path: &str, token: &str) -> String {
     out
 }
 
-/// The host the client used: its `Host` header without the port, when that is a hostname,
-/// an IPv4 address or a bracketed IPv6 address (kept in brackets, as a URL needs it).
+/// The host the client used: its `Host` header without the port (lowercased; an IPv6
+/// address kept in brackets, as a URL needs it), when `handlers::host_and_port` finds it sane.
 fn request_host(headers: &http::HeaderMap) -> Option<String> {
-    let host = headers.get(http::header::HOST)?.to_str().ok()?.trim();
-    if let Some(rest) = host.strip_prefix('[') {
-        let (inner, after) = rest.split_once(']')?;
-        inner.parse::<Ipv6Addr>().ok()?;
-        if !(after.is_empty() || is_port(after.strip_prefix(':')?)) {
-            return None;
-        }
-        return Some(format!("[{inner}]"));
-    }
-    let name = match host.split_once(':') {
-        Some((name, port)) if is_port(port) => name,
-        Some(_) => return None,
-        None => host,
-    };
-    (name.parse::<IpAddr>().is_ok() || is_hostname(name)).then(|| name.to_ascii_lowercase())
-}
-
-fn is_port(s: &str) -> bool {
-    !s.is_empty() && s.len() <= 5 && s.bytes().all(|b| b.is_ascii_digit())
-}
-
-/// RFC 1123 host name: dot-separated labels of 1–63 letters, digits and inner hyphens, at
-/// most 253 characters; one trailing dot is allowed.
-fn is_hostname(name: &str) -> bool {
-    let name = name.strip_suffix('.').unwrap_or(name);
-    !name.is_empty()
-        && name.len() <= 253
-        && name.split('.').all(|label| {
-            !label.is_empty()
-                && label.len() <= 63
-                && !label.starts_with('-')
-                && !label.ends_with('-')
-                && label
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
-        })
+    let header = headers.get(http::header::HOST)?.to_str().ok();
+    host_and_port(header).map(|(host, _)| host.to_ascii_lowercase())
 }
 
 #[cfg(test)]

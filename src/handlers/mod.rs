@@ -92,18 +92,59 @@ impl Request {
     }
 }
 
-/// The `Host` header when it is safe to echo into a URL: at most 255 bytes of what a host
-/// and port may hold (letters, digits, `.-:[]_`), so that nothing a client sends can add a
-/// path, a query or another authority to a link vmsd hands out.
+/// The `Host` header when it is safe to echo into a URL (see `host_and_port`).
 pub fn sane_host(headers: &HeaderMap) -> Option<&str> {
-    headers
-        .get(http::header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .filter(|h| {
-            !h.is_empty()
-                && h.len() <= 255
-                && h.bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b".-:[]_".contains(&b))
+    let host = headers.get(http::header::HOST)?.to_str().ok()?.trim();
+    host_and_port(Some(host)).map(|_| host)
+}
+
+/// The host (a host name, an IPv4 address or a bracketed IPv6 address, without the port) and
+/// the port (443 when absent) of a `Host` header; `None` when either is not sane, so that
+/// nothing a client sends can put a path, a query or another authority into a URL vmsd hands
+/// out (paginator links, `restServerUrl`, stream URLs, `ws_url`).
+pub fn host_and_port(header: Option<&str>) -> Option<(&str, u16)> {
+    let header = header?.trim();
+    let (host, port) = if let Some(rest) = header.strip_prefix('[') {
+        let (inside, after) = rest.split_once(']')?;
+        inside.parse::<std::net::Ipv6Addr>().ok()?;
+        let port = if after.is_empty() {
+            None
+        } else {
+            Some(after.strip_prefix(':')?)
+        };
+        (&header[..inside.len() + 2], port)
+    } else {
+        match header.split_once(':') {
+            Some((host, port)) => (host, Some(port)),
+            None => (header, None),
+        }
+    };
+    let port = match port {
+        None => 443,
+        Some(p) if !p.is_empty() && p.len() <= 5 && p.bytes().all(|b| b.is_ascii_digit()) => {
+            p.parse::<u16>().ok().filter(|p| *p != 0)?
+        }
+        Some(_) => return None,
+    };
+    let valid =
+        host.starts_with('[') || host.parse::<std::net::Ipv4Addr>().is_ok() || is_hostname(host);
+    valid.then_some((host, port))
+}
+
+/// RFC 1123 host name: dot-separated labels of 1–63 letters, digits and inner hyphens, at
+/// most 253 characters; one trailing dot is allowed.
+fn is_hostname(name: &str) -> bool {
+    let name = name.strip_suffix('.').unwrap_or(name);
+    !name.is_empty()
+        && name.len() <= 253
+        && name.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
         })
 }
 

@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde_json::json;
 
 use crate::error::ApiError;
-use crate::handlers::{ok, HandlerResult, Request};
+use crate::handlers::{host_and_port, ok, HandlerResult, Request};
 use crate::push_protocol::{self as protocol, parse_auth_body, valid_socket_id};
 use crate::validate::{self, FieldErrors};
 use crate::App;
@@ -50,46 +50,6 @@ pub fn wsurl(app: &App, req: &Request) -> HandlerResult {
         "path": path,
         "is_encrypted": true,
     }))
-}
-
-/// The host (without the port, validated as a host name or an IP address) and the port
-/// (443 when absent) of a `Host` header; `None` when either is not sane, so that nothing a
-/// client sends can put a path or another authority into the URL vmsd hands out.
-pub fn host_and_port(header: Option<&str>) -> Option<(&str, u16)> {
-    let header = header?.trim();
-    let (host, port) = if let Some(rest) = header.strip_prefix('[') {
-        let (inside, after) = rest.split_once(']')?;
-        inside.parse::<std::net::Ipv6Addr>().ok()?;
-        let host = &header[..inside.len() + 2];
-        (host, after.strip_prefix(':'))
-    } else {
-        match header.split_once(':') {
-            Some((host, port)) => (host, Some(port)),
-            None => (header, None),
-        }
-    };
-    let port = match port {
-        None => 443,
-        Some(p) if !p.is_empty() && p.len() <= 5 && p.bytes().all(|b| b.is_ascii_digit()) => {
-            p.parse::<u16>().ok().filter(|p| *p != 0)?
-        }
-        Some(_) => return None,
-    };
-    let is_name = || {
-        !host.is_empty()
-            && host.len() <= 253
-            && host.split('.').all(|label| {
-                !label.is_empty()
-                    && label.len() <= 63
-                    && !label.starts_with('-')
-                    && !label.ends_with('-')
-                    && label
-                        .bytes()
-                        .all(|b| b.is_ascii_alphanumeric() || b == b'-')
-            })
-    };
-    (host.starts_with('[') || host.parse::<std::net::Ipv4Addr>().is_ok() || is_name())
-        .then_some((host, port))
 }
 
 /// `POST /api/v1/broadcasting/auth`: a client (not admin) token, `socket_id` and
