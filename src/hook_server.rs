@@ -11,8 +11,8 @@
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
+use crate::server::Connections;
 use bytes::Bytes;
 use http::{header, HeaderValue, Method, Response};
 use http_body_util::{BodyExt, Limited};
@@ -20,13 +20,12 @@ use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
 
 use crate::app::App;
 use crate::error::{ApiError, Body};
 use crate::media_access::{self, MediaDecision};
 use crate::media_hook::{self, HookCheck, HookDecodeError, MAX_HOOK_BODY_BYTES};
-use crate::shutdown::{self, Shutdown};
+use crate::shutdown::Shutdown;
 
 /// The hook's one path.
 pub const HOOK_PATH: &str = "/media/auth";
@@ -38,31 +37,11 @@ const MAX_HEADER_BYTES: usize = 64 * 1024;
 /// The part of a stream path a debug line shows.
 const LOGGED_PATH_CHARS: usize = 128;
 
-/// After the grace period, how long cut connections get to let go of their slots.
-const CUT_WAIT: Duration = Duration::from_secs(1);
-
 /// Serves the hook on `listener` until `shutdown`, then drains like `server::run`.
 pub async fn run(listener: TcpListener, app: Arc<App>, mut shutdown: Shutdown) {
-    let limit = app.config.limits.max_connections;
-    let connections = Arc::new(Semaphore::new(limit));
-    let (cut_trigger, cut) = shutdown::channel();
-    loop {
-        let (tcp, peer) = tokio::select! {
-            _ = shutdown.wait() => break,
-            accepted = listener.accept() => match accepted {
-                Ok(pair) => pair,
-                Err(e) => {
-                    tracing::warn!(error = %e, "media hook: accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-        };
-        let Ok(permit) = connections.clone().try_acquire_owned() else {
-            tracing::warn!(%peer, "media hook: connection limit reached; dropping a new connection");
-            continue;
-        };
-        let _ = tcp.set_nodelay(true);
+    let connections = Connections::new(app.config.limits.max_connections, "media hook");
+    let cut = connections.cut();
+    while let Some((tcp, peer, permit)) = connections.accept(&listener, &mut shutdown).await {
         tokio::spawn(serve_connection(
             tcp,
             peer,
@@ -73,18 +52,7 @@ pub async fn run(listener: TcpListener, app: Arc<App>, mut shutdown: Shutdown) {
         ));
     }
     drop(listener);
-    let grace = app.config.limits.shutdown_grace;
-    let all = u32::try_from(limit).unwrap_or(u32::MAX);
-    if tokio::time::timeout(grace, connections.acquire_many(all))
-        .await
-        .is_err()
-    {
-        tracing::warn!(
-            "media hook: connections still open after the shutdown grace period; closing them"
-        );
-        cut_trigger.trigger();
-        let _ = tokio::time::timeout(CUT_WAIT, connections.acquire_many(all)).await;
-    }
+    connections.drain(app.config.limits.shutdown_grace).await;
     let (unauthenticated, forbidden) = app.media_refusals.snapshot();
     tracing::info!(
         refused_401 = unauthenticated,

@@ -14,21 +14,110 @@ use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_rustls::TlsAcceptor;
 
 use crate::app::App;
 use crate::error::{ApiError, Body};
 use crate::handlers::{self, Request};
 use crate::router::Endpoint;
-use crate::shutdown::{self, Shutdown};
+use crate::shutdown::{self, Shutdown, ShutdownTrigger};
 
 /// hyper's read buffer, which bounds the request line plus headers.
 const MAX_HEADER_BYTES: usize = 64 * 1024;
 
 /// After the grace period, how long cut connections get to let go of their slots.
 const CUT_WAIT: Duration = Duration::from_secs(1);
+
+/// The connections of one listener (or group of listeners): at most `limit` at once, each
+/// connection's task holding a slot until its socket is closed (so getting every slot back
+/// means every connection is gone), and the signal that cuts those still open when the drain
+/// runs out of time. The TLS server and the media hook share it.
+pub(crate) struct Connections {
+    slots: Arc<Semaphore>,
+    limit: usize,
+    cut_trigger: ShutdownTrigger,
+    cut: Shutdown,
+    listener: &'static str,
+}
+
+impl Connections {
+    pub(crate) fn new(limit: usize, listener: &'static str) -> Connections {
+        let (cut_trigger, cut) = shutdown::channel();
+        Connections {
+            slots: Arc::new(Semaphore::new(limit)),
+            limit,
+            cut_trigger,
+            cut,
+            listener,
+        }
+    }
+
+    /// Fires when the drain gives up on the connections still open.
+    pub(crate) fn cut(&self) -> Shutdown {
+        self.cut.clone()
+    }
+
+    /// The next connection on `listener` with its slot, or `None` once `shutdown` fires. A
+    /// failed accept (EMFILE and friends) backs off instead of spinning; a connection beyond
+    /// the limit is dropped at once.
+    pub(crate) async fn accept(
+        &self,
+        listener: &TcpListener,
+        shutdown: &mut Shutdown,
+    ) -> Option<(TcpStream, SocketAddr, OwnedSemaphorePermit)> {
+        loop {
+            let (tcp, peer) = tokio::select! {
+                _ = shutdown.wait() => return None,
+                accepted = listener.accept() => match accepted {
+                    Ok(pair) => pair,
+                    Err(e) => {
+                        tracing::warn!(listener = self.listener, error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                },
+            };
+            let Ok(slot) = self.slots.clone().try_acquire_owned() else {
+                tracing::warn!(
+                    listener = self.listener,
+                    %peer,
+                    "connection limit reached; dropping a new connection"
+                );
+                continue;
+            };
+            let _ = tcp.set_nodelay(true);
+            return Some((tcp, peer, slot));
+        }
+    }
+
+    /// Waits up to `grace` for every connection to close, then cuts the rest and gives them
+    /// `CUT_WAIT` to let go of their slots.
+    pub(crate) async fn drain(&self, grace: Duration) {
+        let all = u32::try_from(self.limit).unwrap_or(u32::MAX);
+        match tokio::time::timeout(grace, self.slots.acquire_many(all)).await {
+            Ok(_) => tracing::info!(listener = self.listener, "all connections closed"),
+            Err(_) => {
+                tracing::warn!(
+                    listener = self.listener,
+                    grace_ms = grace.as_millis() as u64,
+                    "connections still open after the shutdown grace period; closing them"
+                );
+                self.cut_trigger.trigger();
+                if tokio::time::timeout(CUT_WAIT, self.slots.acquire_many(all))
+                    .await
+                    .is_err()
+                {
+                    tracing::warn!(
+                        listener = self.listener,
+                        "some connections did not close when cut"
+                    );
+                }
+            }
+        }
+    }
+}
 
 /// Serves HTTPS on every listener until `shutdown`, then drains in-flight requests for at
 /// most `limits.shutdown_grace`, cuts the connections still open, and returns.
@@ -39,11 +128,7 @@ pub async fn run(
     shutdown: Shutdown,
 ) {
     let acceptor = TlsAcceptor::from(tls);
-    // Every connection task holds one permit until its socket is closed, so getting all of
-    // them back means every connection is gone.
-    let limit = app.config.limits.max_connections;
-    let connections = Arc::new(Semaphore::new(limit));
-    let (cut_trigger, cut) = shutdown::channel();
+    let connections = Arc::new(Connections::new(app.config.limits.max_connections, "https"));
     let mut accept_tasks = Vec::new();
     for listener in listeners {
         accept_tasks.push(tokio::spawn(accept_loop(
@@ -52,7 +137,6 @@ pub async fn run(
             acceptor.clone(),
             connections.clone(),
             shutdown.clone(),
-            cut.clone(),
         )));
     }
     for task in accept_tasks {
@@ -61,53 +145,18 @@ pub async fn run(
         }
     }
     app.begin_shutdown();
-    let grace = app.config.limits.shutdown_grace;
-    let all = u32::try_from(limit).unwrap_or(u32::MAX);
-    match tokio::time::timeout(grace, connections.acquire_many(all)).await {
-        Ok(_) => tracing::info!("all connections closed"),
-        Err(_) => {
-            tracing::warn!(
-                grace_ms = grace.as_millis() as u64,
-                "connections still open after the shutdown grace period; closing them"
-            );
-            cut_trigger.trigger();
-            if tokio::time::timeout(CUT_WAIT, connections.acquire_many(all))
-                .await
-                .is_err()
-            {
-                tracing::warn!("some connections did not close when cut");
-            }
-        }
-    };
+    connections.drain(app.config.limits.shutdown_grace).await;
 }
 
 async fn accept_loop(
     listener: TcpListener,
     app: Arc<App>,
     acceptor: TlsAcceptor,
-    connections: Arc<Semaphore>,
+    connections: Arc<Connections>,
     mut shutdown: Shutdown,
-    cut: Shutdown,
 ) {
-    loop {
-        let (tcp, peer) = tokio::select! {
-            _ = shutdown.wait() => return,
-            accepted = listener.accept() => match accepted {
-                Ok(pair) => pair,
-                Err(e) => {
-                    // EMFILE and friends: back off instead of spinning.
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-        };
-        let Ok(permit) = connections.clone().try_acquire_owned() else {
-            tracing::warn!(%peer, "connection limit reached; dropping a new connection");
-            drop(tcp);
-            continue;
-        };
-        let _ = tcp.set_nodelay(true);
+    let cut = connections.cut();
+    while let Some((tcp, peer, permit)) = connections.accept(&listener, &mut shutdown).await {
         let app = app.clone();
         let acceptor = acceptor.clone();
         let mut shutdown = shutdown.clone();
