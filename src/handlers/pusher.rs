@@ -11,11 +11,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use futures_util::StreamExt;
 use http::{header, HeaderValue, Response, StatusCode};
 use http_body_util::Full;
 use hyper_util::rt::TokioIo;
-use tokio_tungstenite::tungstenite::error::{CapacityError, Error as WsError};
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::Role;
@@ -25,8 +23,8 @@ use tokio_tungstenite::WebSocketStream;
 use crate::app::App;
 use crate::error::{ApiError, Body};
 use crate::handlers::websocket::{
-    close, close_oversized, handshake_key, header_has_token, max_sockets, send, socket_config,
-    Pace, Socket,
+    close, handshake_key, header_has_token, max_sockets, next_message, send, socket_config, Pace,
+    Socket,
 };
 use crate::push_protocol::{
     self as protocol, Inbound, CLOSE_OVER_CAPACITY, CLOSE_PONG_NOT_RECEIVED, CLOSE_RESTART,
@@ -156,20 +154,8 @@ async fn serve(app: &App, mut ws: Socket, peer: SocketAddr, mut shutdown: Shutdo
     let mut pace = Pace::new();
     loop {
         tokio::select! {
-            frame = ws.next() => {
-                let message = match frame {
-                    None => break,
-                    Some(Ok(message)) => message,
-                    Some(Err(WsError::Capacity(CapacityError::MessageTooLong { size, max_size }))) => {
-                        tracing::info!(%peer, size, max_size, "Pusher message over the size limit; closing");
-                        close_oversized(&mut ws).await;
-                        break;
-                    }
-                    Some(Err(e)) => {
-                        tracing::debug!(%peer, error = %e, "Pusher socket read failed");
-                        break;
-                    }
-                };
+            frame = next_message(&mut ws, peer) => {
+                let Some(message) = frame else { break };
                 // Any frame counts as activity: text, ping or pong.
                 last_seen = Instant::now();
                 let reply = match message {

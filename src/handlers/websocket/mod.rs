@@ -256,7 +256,7 @@ pub(crate) async fn close(ws: &mut Socket, code: CloseCode, reason: &'static str
 
 /// After an oversized frame the stream is mid-frame and cannot be parsed any more: say why
 /// (1009), then read and drop what the client is still sending, within bounds.
-pub(crate) async fn close_oversized(ws: &mut Socket) {
+async fn close_oversized(ws: &mut Socket) {
     let frame = CloseFrame {
         code: CloseCode::Size,
         reason: "message too big".into(),
@@ -276,6 +276,24 @@ pub(crate) async fn close_oversized(ws: &mut Socket) {
         }
     })
     .await;
+}
+
+/// The next message a socket sent, or `None` when it ended or broke (logged at debug); a
+/// message over the size limit is answered with 1009 (`close_oversized`) and ends it too.
+/// Both socket protocols (DeviceHive here, Pusher in `handlers::pusher`) read through it.
+pub(crate) async fn next_message(ws: &mut Socket, peer: SocketAddr) -> Option<Message> {
+    match ws.next().await? {
+        Ok(message) => Some(message),
+        Err(WsError::Capacity(CapacityError::MessageTooLong { size, max_size })) => {
+            tracing::info!(%peer, size, max_size, "WebSocket message over the size limit; closing");
+            close_oversized(ws).await;
+            None
+        }
+        Err(e) => {
+            tracing::debug!(%peer, error = %e, "WebSocket read failed");
+            None
+        }
+    }
 }
 
 fn binary_refusal() -> Message {
@@ -308,20 +326,8 @@ async fn serve_socket(
     let mut pace = Pace::new();
     loop {
         tokio::select! {
-            frame = ws.next() => {
-                let message = match frame {
-                    None => break,
-                    Some(Ok(message)) => message,
-                    Some(Err(WsError::Capacity(CapacityError::MessageTooLong { size, max_size }))) => {
-                        tracing::info!(%peer, size, max_size, "WebSocket message over the size limit; closing");
-                        close_oversized(&mut ws).await;
-                        break;
-                    }
-                    Some(Err(e)) => {
-                        tracing::debug!(%peer, error = %e, "WebSocket read failed");
-                        break;
-                    }
-                };
+            frame = next_message(&mut ws, peer) => {
+                let Some(message) = frame else { break };
                 last_seen = Instant::now();
                 let reply = match message {
                     Message::Text(text) => Some(Message::text(session.handle(text.as_str()).await.to_string())),
