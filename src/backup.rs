@@ -235,8 +235,8 @@ mod tests {
             tx.next_id("account")?;
             tx.next_id("account")?;
             tx.put_pool(LicenseLevel::L2, &Pool { all: 5, used: 1 })?;
-            tx.put_camera(&camera(7, Some("site/door")))?;
-            tx.put_camera(&camera(8, None))?;
+            tx.put_camera(&crate::model::test_camera(7, Some("site/door")))?;
+            tx.put_camera(&crate::model::test_camera(8, None))?;
             tx.audit(&entry)
         })?;
         store.secret_or_insert(STREAM_KEY_NAME, &[7u8; 32])?;
@@ -244,23 +244,6 @@ mod tests {
     }
 
     use crate::app::STREAM_KEY_SECRET as STREAM_KEY_NAME;
-
-    fn camera(id: u64, media_path: Option<&str>) -> crate::model::Camera {
-        crate::model::Camera {
-            id,
-            name: format!("camera {id}"),
-            ip: None,
-            group_id: None,
-            camera_type: "media_server_v2".into(),
-            is_enabled: true,
-            is_sound_enabled: false,
-            archive_storage_days: None,
-            services_list: Default::default(),
-            media_path: media_path.map(str::to_owned),
-            created_at: 1,
-            updated_at: 1,
-        }
-    }
 
     #[test]
     fn round_trip_keeps_every_record_and_counter() -> Result<(), Box<dyn std::error::Error>> {

@@ -315,6 +315,25 @@ impl Camera {
     }
 }
 
+/// A plain enabled camera for unit tests (the store's and the backup's).
+#[cfg(test)]
+pub(crate) fn test_camera(id: u64, media_path: Option<&str>) -> Camera {
+    Camera {
+        id,
+        name: format!("camera {id}"),
+        ip: None,
+        group_id: None,
+        camera_type: "media_server_v2".into(),
+        is_enabled: true,
+        is_sound_enabled: false,
+        archive_storage_days: None,
+        services_list: Default::default(),
+        media_path: media_path.map(str::to_owned),
+        created_at: 1,
+        updated_at: 1,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

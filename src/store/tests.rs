@@ -461,30 +461,13 @@ fn a_secret_is_generated_once_and_survives_reopen() -> Result<(), Box<dyn std::e
     Ok(())
 }
 
-fn camera(id: u64, media_path: Option<&str>) -> Camera {
-    Camera {
-        id,
-        name: format!("camera {id}"),
-        ip: None,
-        group_id: None,
-        camera_type: "media_server_v2".into(),
-        is_enabled: true,
-        is_sound_enabled: false,
-        archive_storage_days: None,
-        services_list: Default::default(),
-        media_path: media_path.map(str::to_owned),
-        created_at: 1,
-        updated_at: 1,
-    }
-}
-
 #[test]
 fn the_media_path_index_follows_camera_writes() -> Result<(), Box<dyn std::error::Error>> {
     let dir = tempfile::tempdir()?;
     let store = Store::open(dir.path(), 1 << 20)?;
     store.write_blocking(|tx| {
-        tx.put_camera(&camera(1, Some("site/door")))?;
-        tx.put_camera(&camera(2, None))
+        tx.put_camera(&crate::model::test_camera(1, Some("site/door")))?;
+        tx.put_camera(&crate::model::test_camera(2, None))
     })?;
     assert_eq!(store.camera_id_by_media_path("site/door")?, Some(1));
     assert_eq!(store.camera_id_by_media_path("cam2")?, Some(2));
@@ -493,11 +476,11 @@ fn the_media_path_index_follows_camera_writes() -> Result<(), Box<dyn std::error
     assert_eq!(store.camera_id_by_media_path("cam02")?, None);
     assert_eq!(store.camera_id_by_media_path("cam3")?, None);
     // A rename frees the old path; another camera may not take a held path.
-    store.write_blocking(|tx| tx.put_camera(&camera(1, Some("site/gate"))))?;
+    store.write_blocking(|tx| tx.put_camera(&crate::model::test_camera(1, Some("site/gate"))))?;
     assert_eq!(store.camera_id_by_media_path("site/door")?, None);
     assert_eq!(store.camera_id_by_media_path("site/gate")?, Some(1));
     assert!(matches!(
-        store.write_blocking(|tx| tx.put_camera(&camera(2, Some("site/gate")))),
+        store.write_blocking(|tx| tx.put_camera(&crate::model::test_camera(2, Some("site/gate")))),
         Err(StoreError::Corrupt(_))
     ));
     assert_eq!(
@@ -505,11 +488,11 @@ fn the_media_path_index_follows_camera_writes() -> Result<(), Box<dyn std::error
         Some(1)
     );
     // Back to the default, then removed: nothing is left in the index.
-    store.write_blocking(|tx| tx.put_camera(&camera(1, None)))?;
+    store.write_blocking(|tx| tx.put_camera(&crate::model::test_camera(1, None)))?;
     assert_eq!(store.camera_id_by_media_path("site/gate")?, None);
     assert_eq!(store.camera_id_by_media_path("cam1")?, Some(1));
     store.write_blocking(|tx| {
-        tx.put_camera(&camera(1, Some("x")))?;
+        tx.put_camera(&crate::model::test_camera(1, Some("x")))?;
         tx.remove_camera(1)
     })?;
     assert_eq!(store.camera_id_by_media_path("x")?, None);
@@ -525,7 +508,7 @@ fn the_hooks_lookups_never_outlive_a_write() -> Result<(), Box<dyn std::error::E
     let a = create(&store, "a")?;
     let hash = [9u8; 32];
     store.write_blocking(|tx| {
-        tx.put_camera(&camera(1, Some("door")))?;
+        tx.put_camera(&crate::model::test_camera(1, Some("door")))?;
         tx.add_session(&hash, &session(a.id, "t1"))
     })?;
     // Read twice: the second answer comes from memory.
@@ -536,7 +519,7 @@ fn the_hooks_lookups_never_outlive_a_write() -> Result<(), Box<dyn std::error::E
         assert_eq!(found, Some(a.id));
     }
     store.write_blocking(|tx| {
-        tx.put_camera(&camera(1, Some("gate")))?;
+        tx.put_camera(&crate::model::test_camera(1, Some("gate")))?;
         tx.remove_session(&hash, SessionEnd::Revoked).map(|_| ())
     })?;
     assert_eq!(store.media_camera("door")?, None);
