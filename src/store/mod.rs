@@ -118,8 +118,8 @@ macro_rules! trees {
             }
 
             /// The trees a transaction spans, in the order of `TxTrees::from_views`.
-            fn transactional(&self) -> Vec<&Tree> {
-                vec![$(&self.$name,)*]
+            fn transactional(&self) -> Vec<Tree> {
+                vec![$(self.$name.clone(),)*]
             }
         }
 
@@ -161,6 +161,8 @@ trees! {
 pub struct Store {
     db: sled::Db,
     trees: Trees,
+    /// `Trees::transactional`, built once: every write's transaction spans them.
+    tx_trees: Vec<Tree>,
     path: PathBuf,
     /// Audit ids come from memory (seeded from the last stored entry) so that concurrent
     /// writers do not all conflict on one counter key.

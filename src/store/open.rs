@@ -74,6 +74,7 @@ impl Store {
             .unwrap_or(0);
         Ok(Store {
             db,
+            tx_trees: trees.transactional(),
             trees,
             path,
             next_audit_id: AtomicU64::new(last_audit + 1),

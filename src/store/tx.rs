@@ -153,7 +153,7 @@ impl Store {
         // its place in the commit order. sled 0.34 already runs one transaction at a time
         // (a global lock around the closure and its commit), so this costs no concurrency.
         let mut order = self.notices.order();
-        let result = self.trees.transactional().as_slice().transaction(|views| {
+        let result = self.tx_trees.as_slice().transaction(|views| {
             let trees = TxTrees::from_views(views).ok_or_else(|| {
                 ConflictableTransactionError::Abort(Err(StoreError::Corrupt(
                     "transaction view has fewer trees than declared".into(),
@@ -289,17 +289,17 @@ impl Tx<'_> {
     /// with `LoginTaken` when another account holds its login.
     pub fn put_account<E: From<LoginTaken>>(&self, account: &Account) -> TxResult<(), E> {
         let key = login_key(&account.login);
-        let previous_key = self.stored_login_key(account.id)?;
-        if previous_key.as_deref() != Some(key.as_str()) {
-            if let Some(owner) = self.account_id_by_login(&key)? {
-                if owner != account.id {
-                    return Err(TxError::Abort(LoginTaken.into()));
+        // The index already naming this account under the login is the common case (any change
+        // but a rename): one index read, no decoding of the stored record.
+        match self.account_id_by_login(&key)? {
+            Some(owner) if owner == account.id => {}
+            Some(_) => return Err(TxError::Abort(LoginTaken.into())),
+            None => {
+                if let Some(old) = self.stored_login_key(account.id)? {
+                    self.del(self.t.login_accountid, old.as_bytes())?;
                 }
+                self.put(self.t.login_accountid, key.as_bytes(), &id_key(account.id))?;
             }
-            if let Some(old) = previous_key {
-                self.del(self.t.login_accountid, old.as_bytes())?;
-            }
-            self.put(self.t.login_accountid, key.as_bytes(), &id_key(account.id))?;
         }
         self.put(self.t.accounts, id_key(account.id), encode(account))?;
         Ok(())
@@ -308,8 +308,8 @@ impl Tx<'_> {
     /// Writes a changed account whose login did not change (a login's `last_login`, a
     /// re-hash); a changed login is refused as a bug rather than left out of the index.
     pub fn rewrite_account(&self, account: &Account) -> Result<(), StoreError> {
-        let stored = self.stored_login_key(account.id)?;
-        if stored.is_some_and(|key| key != login_key(&account.login)) {
+        let indexed = self.account_id_by_login(&login_key(&account.login))? == Some(account.id);
+        if !indexed && self.stored_login_key(account.id)?.is_some() {
             return Err(StoreError::Corrupt(format!(
                 "account {}: rewrite_account cannot change a login",
                 account.id
