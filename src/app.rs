@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use crate::config::Config;
 use crate::files::create_private_dir;
-use crate::media_access::RefusalCounts;
+use crate::media_hook::RefusalCounts;
 use crate::password::Hasher;
 use crate::pushes::Pushes;
 use crate::router::Router;

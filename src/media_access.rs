@@ -13,7 +13,6 @@
 //! - otherwise `Allow`.
 
 use std::cell::Cell;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::app::App;
 use crate::media_hook::{match_camera, HookCheck, HookDecodeError, MediaAction};
@@ -58,35 +57,6 @@ pub enum Forbidden {
     NoArchivePermission,
 }
 
-/// Refusals since start, by answer (SPEC §8: "refusals counted"); logged at shutdown.
-#[derive(Debug, Default)]
-pub struct RefusalCounts {
-    pub unauthenticated: AtomicU64,
-    pub forbidden: AtomicU64,
-}
-
-impl RefusalCounts {
-    fn count(&self, decision: MediaDecision) {
-        match decision {
-            MediaDecision::Allow => {}
-            MediaDecision::Unauthenticated(_) => {
-                self.unauthenticated.fetch_add(1, Ordering::Relaxed);
-            }
-            MediaDecision::Forbidden(_) => {
-                self.forbidden.fetch_add(1, Ordering::Relaxed);
-            }
-        }
-    }
-
-    /// (401s, 403s) so far.
-    pub fn snapshot(&self) -> (u64, u64) {
-        (
-            self.unauthenticated.load(Ordering::Relaxed),
-            self.forbidden.load(Ordering::Relaxed),
-        )
-    }
-}
-
 /// A stream token for `camera_id`, bound to the caller's session, valid for
 /// `media.stream_token_ttl` but never beyond the session itself. Writes nothing.
 pub fn issue_token(
@@ -111,7 +81,11 @@ pub fn decide(
     check: Result<HookCheck, HookDecodeError>,
 ) -> Result<MediaDecision, StoreError> {
     let decision = decide_uncounted(app, check)?;
-    app.media_refusals.count(decision);
+    match decision {
+        MediaDecision::Allow => {}
+        MediaDecision::Unauthenticated(_) => app.media_refusals.count_unauthenticated(),
+        MediaDecision::Forbidden(_) => app.media_refusals.count_forbidden(),
+    }
     Ok(decision)
 }
 

@@ -7,9 +7,12 @@
 //! - a `HookCheck` without a token → 401, so that MediaMTX and nginx prompt for credentials;
 //! - otherwise the token and the camera decide (SPEC §8's 200 / 401 / 403).
 //!
-//! Tokens are never part of a `Debug` or `Display` output of this module.
+//! Tokens are never part of a `Debug` or `Display` output of this module. The refusal counters
+//! (`RefusalCounts`, SPEC §8: "refusals counted") live here too, so that `App` holds them
+//! without depending on the module that decides.
 
 use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde::Deserialize;
 
@@ -305,6 +308,31 @@ fn strip_uri_prefix<'a>(path: &'a str, prefix: &str) -> &'a str {
 /// A refused action's name for the log, cut to a bounded length.
 fn action_name(action: &str) -> String {
     action.chars().take(MAX_ACTION_NAME_CHARS).collect()
+}
+
+/// Refusals since start, by answer (SPEC §8: "refusals counted"); logged at shutdown.
+#[derive(Debug, Default)]
+pub struct RefusalCounts {
+    pub unauthenticated: AtomicU64,
+    pub forbidden: AtomicU64,
+}
+
+impl RefusalCounts {
+    pub fn count_unauthenticated(&self) {
+        self.unauthenticated.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn count_forbidden(&self) {
+        self.forbidden.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// (401s, 403s) so far.
+    pub fn snapshot(&self) -> (u64, u64) {
+        (
+            self.unauthenticated.load(Ordering::Relaxed),
+            self.forbidden.load(Ordering::Relaxed),
+        )
+    }
 }
 
 #[cfg(test)]
