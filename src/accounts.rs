@@ -128,12 +128,6 @@ pub struct CameraListChange {
     pub detach: Vec<(usize, u64)>,
 }
 
-impl CameraListChange {
-    pub fn is_empty(&self) -> bool {
-        self.attach.is_empty() && self.detach.is_empty()
-    }
-}
-
 /// A new account, validated. What is not given starts at `Account::new`'s defaults.
 #[derive(Debug, Clone)]
 pub struct NewAccountRequest {

@@ -160,17 +160,7 @@ impl TestServer {
             req = req.header(*k, *v);
         }
         let req = req.body(Full::new(body.into())).unwrap();
-        let resp = sender.send_request(req).await.unwrap();
-        let status = resp.status().as_u16();
-        let headers = resp.headers().clone();
-        let raw = resp.into_body().collect().await.unwrap().to_bytes();
-        let body = serde_json::from_slice(&raw).unwrap_or(Value::Null);
-        Reply {
-            status,
-            headers,
-            body,
-            raw,
-        }
+        Reply::of(sender.send_request(req).await.unwrap()).await
     }
 
     /// A JSON request with an optional bearer token.
@@ -281,6 +271,20 @@ pub fn assert_field_error(reply: &Reply, field: &str, messages: &[&str]) {
 // ---------------------------------------------------------------------------------------------
 
 impl Reply {
+    /// A response as the tests read it: status, headers, the raw body and its JSON.
+    pub async fn of(resp: http::Response<hyper::body::Incoming>) -> Reply {
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        let raw = resp.into_body().collect().await.unwrap().to_bytes();
+        let body = serde_json::from_slice(&raw).unwrap_or(Value::Null);
+        Reply {
+            status,
+            headers,
+            body,
+            raw,
+        }
+    }
+
     /// A response header as text, if present.
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers.get(name).and_then(|v| v.to_str().ok())
@@ -558,16 +562,7 @@ impl TestServer {
             .send_request(req.body(Full::new(body.into())).unwrap())
             .await
             .unwrap();
-        let status = resp.status().as_u16();
-        let headers = resp.headers().clone();
-        let raw = resp.into_body().collect().await.unwrap().to_bytes();
-        let body = serde_json::from_slice(&raw).unwrap_or(Value::Null);
-        Reply {
-            status,
-            headers,
-            body,
-            raw,
-        }
+        Reply::of(resp).await
     }
 
     /// `POST /media/auth` with a MediaMTX-shaped JSON body.
