@@ -516,3 +516,43 @@ async fn a_temporary_users_own_view_follows_admin_changes_at_once() {
     assert_eq!(stored_cameras(&s, id_of(&u)), BTreeSet::from([cam]));
     s.stop().await;
 }
+
+/// SPEC §3 and §4.4: an admin setting a temporary user's password ends that user's sessions
+/// and audits the revocation as its own entry beside the change itself.
+#[tokio::test]
+async fn an_admin_set_password_ends_the_users_sessions_and_audits_the_revocation() {
+    let s = TestServer::start().await;
+    let admin = s.admin_token().await;
+    let temp = create_special(&s, &admin, "reset-me", json!({})).await;
+    let id = id_of(&temp);
+    let token = s.login("reset-me", PASSWORD).await;
+    assert_eq!(s.self_status(&token).await, 200);
+    let r = put(
+        &s,
+        &admin,
+        &format!("{SPECIAL}/{id}"),
+        json!({"password": "another-password-1", "password_confirmation": "another-password-1"}),
+    )
+    .await;
+    expect(&r, 200);
+    assert_eq!(
+        s.self_status(&token).await,
+        401,
+        "the old session still works"
+    );
+    let log = audit_log(&s, &admin).await;
+    let about: Vec<(&str, &Value)> = log
+        .iter()
+        .filter(|e| e["target_id"] == id)
+        .map(|e| (e["action"].as_str().unwrap_or_default(), &e["fields"]))
+        .collect();
+    assert_eq!(
+        about[..2],
+        [
+            ("session_revoked", &json!(["session"])),
+            ("special_user_updated", &json!(["password"])),
+        ],
+        "{about:?}"
+    );
+    s.stop().await;
+}
