@@ -204,7 +204,7 @@ pub fn open_app(config: Config, admin_password: Option<String>) -> Result<Arc<Ap
 /// password written once to `<data_dir>/initial-admin-password` (0600) and named, not printed,
 /// in the log.
 fn create_first_admin(app: &App, admin_password: Option<String>) -> Result<(), StartError> {
-    if app.store.account_count() > 0 {
+    if app.store.has_accounts() {
         return Ok(());
     }
     let (password, file) = match admin_password {

@@ -316,8 +316,15 @@ impl Store {
         }
     }
 
+    /// Walks every account record (sled keeps no count): for tests and small stores.
     pub fn account_count(&self) -> usize {
         self.trees.accounts.len()
+    }
+
+    /// Whether any account exists, from the first key alone: start-up asks this, and counting
+    /// would read (and cache) every account page of a large store.
+    pub fn has_accounts(&self) -> bool {
+        !self.trees.accounts.is_empty()
     }
 
     /// Every account, in id order. For lists and searches over a few thousand records.

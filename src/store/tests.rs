@@ -270,8 +270,10 @@ fn aborted_transactions_write_nothing() -> Result<(), Box<dyn std::error::Error>
     });
     assert!(matches!(r, Err(TxError::Abort(TestAbort::Refused))));
     assert_eq!(store.account_count(), 0);
+    assert!(!store.has_accounts());
     assert!(store.account_by_login("ghost")?.is_none());
     assert_eq!(create(&store, "real")?.id, 1);
+    assert!(store.has_accounts());
     Ok(())
 }
 

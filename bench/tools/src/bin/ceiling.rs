@@ -2,7 +2,8 @@
 //! core the server runs on (`bench/run` pins this program like the server):
 //!
 //! - `ceiling sled --dir D [--mode group|blocking|tx-group|async] [--tasks 32] [--warmup 1]
-//!   [--duration 5] [--value-bytes 400] [--cache-bytes N] (`tx-group`: see `Mode::TxGroup`)`: raw sled with vmsd's store
+//!   [--duration 5] [--value-bytes 400] [--cache-bytes N] [--accounts N]` (`tx-group`: see
+//!   `Mode::TxGroup`; `--accounts`: records stored before it starts, as in the seeded store): raw sled with vmsd's store
 //!   settings, `tasks` tasks each looping `insert` then a flush (see `Mode`) — the durable
 //!   writes per second sled gives at that concurrency, with nothing of vmsd in the way.
 //! - `ceiling argon2 --memory-kib M --iterations T --parallelism P [--samples 15]`: the median
@@ -37,9 +38,13 @@ enum Mode {
     /// One `flush_async` at a time, covering every write made before it started (the group
     /// commit vmsd's `Store::flush` does), written out here with nothing else of vmsd.
     Group,
-    /// As `Group`, with each write a two-tree sled transaction (record + audit-like entry)
-    /// instead of a plain insert: what sled's transactions cost by themselves (each commit
-    /// seals the log buffer twice, sled-0.34.7/src/pagecache/mod.rs `pin_log`).
+    /// As `Group`, with each write the sled transaction vmsd's `PUT /users/self` commits,
+    /// made with nothing of vmsd: over the same 14 trees (`VMSD_TREES`), it reads the login
+    /// index and the account, rewrites the account (`--value-bytes`), and appends an audit
+    /// entry and its per-account index key, the entry's id from an in-memory counter. Each
+    /// task rewrites its own account, as each of the load's connections is its own user.
+    /// What sled's transactions cost by themselves (each commit seals the log buffer twice,
+    /// sled-0.34.7/src/pagecache/mod.rs `pin_log`): issue 12's PUT ceiling.
     TxGroup,
     /// Every task calls `flush_async` itself. sled 0.34.7 deadlocks with more than a few
     /// concurrent callers (see bench/README.md), so `bench/run` does not use it.
@@ -81,11 +86,6 @@ fn sled_ceiling(args: &Args) -> BenchResult<()> {
         .cache_capacity(cache_bytes)
         .flush_every_ms(Some(1000))
         .open()?;
-    let tree = db.open_tree("bench")?;
-    let audit = db.open_tree("bench_audit")?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
     let mode = match args.get("mode").unwrap_or("group") {
         "blocking" => Mode::Blocking,
         "group" => Mode::Group,
@@ -93,6 +93,27 @@ fn sled_ceiling(args: &Args) -> BenchResult<()> {
         "async" => Mode::Async,
         other => return Err(format!("unknown --mode {other:?}").into()),
     };
+    let tree = db.open_tree("bench")?;
+    let vmsd_trees = VMSD_TREES
+        .iter()
+        .map(|name| db.open_tree(name))
+        .collect::<Result<Vec<_>, _>>()?;
+    let vmsd_trees = Arc::new(vmsd_trees);
+    let next_audit_id = Arc::new(AtomicU64::new(1));
+    // tx-group: the store vmsd's PUT runs against holds the seeded accounts (bench/seed: 10 000),
+    // and a rewrite lands in a leaf among them, not in a tree of 32 records.
+    let accounts: u64 = args.parse_or("accounts", 0)?;
+    if matches!(mode, Mode::TxGroup) {
+        let record = vec![b'x'; value_bytes];
+        for id in 1..=accounts {
+            vmsd_trees[1].insert(id.to_be_bytes(), record.as_slice())?;
+            vmsd_trees[2].insert(format!("user{id}").as_bytes(), &id.to_be_bytes())?;
+        }
+        db.flush()?;
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     let group = Arc::new(GroupCommit::default());
     let latencies = Arc::new(Mutex::new(Vec::new()));
     let stop = Arc::new(AtomicBool::new(false));
@@ -104,7 +125,8 @@ fn sled_ceiling(args: &Args) -> BenchResult<()> {
         for t in 0..tasks {
             let tree = tree.clone();
             let group = group.clone();
-            let audit = audit.clone();
+            let vmsd_trees = vmsd_trees.clone();
+            let next_audit_id = next_audit_id.clone();
             let latencies = latencies.clone();
             let stop = stop.clone();
             handles.push(tokio::spawn(async move {
@@ -115,7 +137,9 @@ fn sled_ceiling(args: &Args) -> BenchResult<()> {
                     let started = Instant::now();
                     let key = ((t as u64) << 40 | i).to_be_bytes();
                     i += 1;
-                    tree.insert(key, value.as_slice())?;
+                    if !matches!(mode, Mode::TxGroup) {
+                        tree.insert(key, value.as_slice())?;
+                    }
                     match mode {
                         Mode::Blocking => {
                             let tree = tree.clone();
@@ -125,16 +149,10 @@ fn sled_ceiling(args: &Args) -> BenchResult<()> {
                         }
                         Mode::Group => group.flush(&tree).await?,
                         Mode::TxGroup => {
-                            // The insert above stands for the record; the transaction adds
-                            // an audit-like entry in a second tree, atomically with a rewrite
-                            // of the record, as vmsd's writes do.
-                            (&tree, &audit)
-                                .transaction(|(records, log)| {
-                                    records.insert(&key, value.as_slice())?;
-                                    log.insert(&key, &b"audit entry of about this size"[..])?;
-                                    Ok::<_, ConflictableTransactionError<()>>(())
-                                })
-                                .map_err(|e| sled::Error::ReportableBug(format!("{e:?}")))?;
+                            let audit_id = next_audit_id.fetch_add(1, Ordering::Relaxed);
+                            // The load's users are the seeded accounts 3, 5, 7, ... (bench/seed).
+                            let account = 3 + 2 * t as u64;
+                            self_update(&vmsd_trees, account, value.as_slice(), audit_id)?;
                             group.flush(&tree).await?
                         }
                         Mode::Async => {
@@ -174,6 +192,55 @@ fn sled_ceiling(args: &Args) -> BenchResult<()> {
     summary(&format!("ceiling.sled_{key}.p50"), p50, "ms");
     summary(&format!("ceiling.sled_{key}.p99"), p99, "ms");
     Ok(())
+}
+
+/// vmsd's transactional trees, in its order (`src/store/mod.rs`, `trees!`): every vmsd write's
+/// transaction spans all of them, whichever it touches.
+const VMSD_TREES: [&str; 14] = [
+    "counters",
+    "accounts",
+    "login_accountid",
+    "tokenhash_session",
+    "accountid_tokenhashes",
+    "tokenid_tokenhash",
+    "audit",
+    "accountid_auditid",
+    "licensetype_pool",
+    "cameras",
+    "camera_groups",
+    "cameraid_accountids",
+    "parentid_subuserids",
+    "mediapath_cameraid",
+];
+
+/// The writes of a `PUT /users/self` that changes one field (the bench's `language`), as vmsd's
+/// `accounts::update` and `Tx::{put_account, audit}` make them.
+fn self_update(
+    trees: &[sled::Tree],
+    account: u64,
+    record: &[u8],
+    audit_id: u64,
+) -> sled::Result<()> {
+    let account_key = account.to_be_bytes();
+    let login_key = format!("user{account}");
+    let mut index_key = [0u8; 16];
+    index_key[..8].copy_from_slice(&account_key);
+    index_key[8..].copy_from_slice(&audit_id.to_be_bytes());
+    // About the size of vmsd's audit entry for a self-update (JSON, one changed field).
+    let entry = br#"{"id":0,"at":"2026-11-30 00:00:00","actor":123,"action":"user_update_self","target":123,"fields":["language"],"ip":"127.0.0.1"}"#;
+    trees
+        .transaction(|t| {
+            let (accounts, login, audit, audit_index) = (&t[1], &t[2], &t[6], &t[7]);
+            if login.get(login_key.as_bytes())?.is_none() {
+                login.insert(login_key.as_bytes(), &account_key[..])?;
+            }
+            let _stored = accounts.get(account_key)?;
+            accounts.insert(&account_key[..], record)?;
+            audit.insert(&audit_id.to_be_bytes()[..], &entry[..])?;
+            audit_index.insert(&index_key[..], &[][..])?;
+            Ok::<_, ConflictableTransactionError<()>>(())
+        })
+        .map_err(|e| sled::Error::ReportableBug(format!("{e:?}")))
 }
 
 fn argon2_ceiling(args: &Args) -> BenchResult<()> {
