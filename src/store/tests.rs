@@ -73,6 +73,7 @@ fn session(account_id: u64, token_id: &str) -> Session {
         created_at: 1,
         expires_at: 2,
         last_used: None,
+        refresh: None,
     }
 }
 
