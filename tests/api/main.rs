@@ -12,6 +12,7 @@ mod cli;
 mod common;
 mod crash;
 mod current_user;
+mod devicehive_client;
 mod errors;
 mod foundation;
 mod hostile;
