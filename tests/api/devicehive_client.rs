@@ -19,7 +19,7 @@ use crate::common::{TestServer, ADMIN_PASSWORD};
 use crate::websocket::{call, connect};
 
 /// `auth.client_token_ttl` of the test: the user phase waits it out.
-const ACCESS_TTL_SECS: u64 = 3;
+const ACCESS_TTL_SECS: u64 = 5;
 
 /// The virtualenv's python: `VMSD_DH_VENV` or `target/dh-venv`.
 fn venv_python() -> PathBuf {

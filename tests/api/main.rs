@@ -36,5 +36,6 @@ mod video;
 mod video_client;
 mod video_revocation;
 mod websocket;
+mod websocket_devicehive;
 mod websocket_limits;
 mod websocket_users;
