@@ -117,6 +117,8 @@ async fn refresh_gives_the_session_a_new_access_token_and_keeps_the_refresh_toke
         }
     }
 
+    crate::invariants::Snapshot::of(&s.app.store).assert_invariants();
+
     // Bad, missing and mistyped refresh tokens.
     let invalid = error("token/refresh", json!("r"), 401, "Invalid credentials");
     assert_eq!(refresh(&s, json!("0".repeat(64))).await, invalid);
@@ -131,6 +133,9 @@ async fn refresh_gives_the_session_a_new_access_token_and_keeps_the_refresh_toke
     assert_eq!(r.status, 200);
     assert_eq!(refresh(&s, json!(refresh_token)).await, invalid);
     assert!(s.app.store.sessions_of(alice.id).unwrap().is_empty());
+    let snapshot = crate::invariants::Snapshot::of(&s.app.store);
+    snapshot.assert_invariants();
+    assert!(snapshot.refresh_ids.is_empty());
 
     // REST logins issue none.
     let r = s.try_login("alice", "alice-password", &[]).await;
@@ -171,6 +176,9 @@ async fn the_refresh_token_outlives_the_access_token_until_its_ttl_after_its_las
     );
     vmsd::housekeeping::pass(&s.app).await;
     assert!(s.app.store.sessions_of(bob.id).unwrap().is_empty());
+    let snapshot = crate::invariants::Snapshot::of(&s.app.store);
+    snapshot.assert_invariants();
+    assert!(snapshot.refresh_ids.is_empty());
     s.stop().await;
 }
 
