@@ -142,6 +142,10 @@ pub struct NewAccountRequest {
     pub billing_info: Option<Value>,
     pub expired_at: Option<UnixTime>,
     pub ptz_priority: Option<u8>,
+    /// DeviceHive's `user/insert` may create an account locked (1) or disabled (2).
+    pub status: u8,
+    pub data: Option<Value>,
+    pub intro_reviewed: bool,
 }
 
 impl NewAccountRequest {
@@ -158,6 +162,9 @@ impl NewAccountRequest {
             billing_info: None,
             expired_at: None,
             ptz_priority: None,
+            status: STATUS_ACTIVE,
+            data: None,
+            intro_reviewed: false,
         }
     }
 
@@ -175,6 +182,9 @@ impl NewAccountRequest {
             ("billing_info", self.billing_info.is_some()),
             ("expired_at", self.expired_at.is_some()),
             ("ptz_priority", self.ptz_priority.is_some()),
+            ("status", self.status != STATUS_ACTIVE),
+            ("data", self.data.is_some()),
+            ("intro_reviewed", self.intro_reviewed),
         ];
         fields.extend(given.iter().filter(|(_, set)| *set).map(|(f, _)| *f));
         fields
@@ -258,6 +268,9 @@ pub fn insert(
         billing_info: request.billing_info.clone(),
         expired_at: request.expired_at,
         ptz_priority: request.ptz_priority,
+        status: request.status,
+        data: request.data.clone(),
+        intro_reviewed: request.intro_reviewed,
         ..Account::new(
             tx.next_id("account")?,
             NewAccount {

@@ -75,7 +75,8 @@ pub fn sweep(app: &App) -> Result<usize, StoreError> {
     let mut dead = Vec::new();
     for item in app.store.all_sessions() {
         let (hash, session) = item?;
-        let alive = session.expires_at > at
+        // A session with a refresh token lives on until that runs out (SPEC §6).
+        let alive = session.ends_at() > at
             && app
                 .store
                 .account(session.account_id)?

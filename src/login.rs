@@ -1,14 +1,16 @@
 //! The login of SPEC §3 and the session routes around it: login with its failure, lockout,
-//! throttling and session-limit rules (`LoginError`), logout, revoking one's own sessions,
-//! and the session list's items.
+//! throttling and session-limit rules (`LoginError`), the DeviceHive socket's refresh tokens
+//! (SPEC §6: issued by its `token` login, used by `token/refresh`), logout, revoking one's
+//! own sessions, and the session list's items.
 
 use serde_json::{json, Map, Value};
 
 use crate::accounts::audit_entry;
 use crate::app::App;
-use crate::auth::{new_token, Caller, ClientMeta, NoRandomness};
+use crate::auth::{hash_token, new_token, Caller, ClientMeta, NoRandomness};
 use crate::model::{
-    login_key, now, Account, AuditEntry, Session, UserType, STATUS_DISABLED, STATUS_LOCKED,
+    login_key, now, Account, AuditEntry, RefreshToken, Session, UnixTime, UserType,
+    STATUS_DISABLED, STATUS_LOCKED,
 };
 use crate::password::HashError;
 use crate::store::{SessionEnd, StoreError, TokenHash, TxError};
@@ -38,11 +40,30 @@ impl LoginKind {
     }
 }
 
-/// What a successful login hands back: the token is shown to its owner here only.
+/// What a successful login hands back: the tokens are shown to their owner here only.
 pub struct Login {
     pub account: Account,
     pub token: String,
+    /// Only the DeviceHive socket's `token` login (`LoginKind::Any`) issues one.
+    pub refresh_token: Option<String>,
     pub session: Session,
+}
+
+/// A refresh token's stored form: the lowercase hex of its SHA-256.
+fn refresh_hash(refresh_token: &str) -> String {
+    hex::encode(hash_token(refresh_token))
+}
+
+fn secs(d: std::time::Duration) -> UnixTime {
+    i64::try_from(d.as_secs()).unwrap_or(i64::MAX)
+}
+
+/// How long an access token issued now to an account of this type lives.
+fn access_ttl(app: &App, user_type: UserType) -> UnixTime {
+    secs(match user_type {
+        UserType::Admin => app.config.auth.admin_token_ttl,
+        _ => app.config.auth.client_token_ttl,
+    })
 }
 
 /// Why a login did not open a session. REST (`error.rs`) and the DeviceHive socket each map
@@ -239,9 +260,16 @@ pub async fn login(
     };
 
     let (token, hash, access_token_id) = new_token()?;
-    let ttl = match account.user_type {
-        UserType::Admin => auth_cfg.admin_token_ttl,
-        _ => auth_cfg.client_token_ttl,
+    // SPEC §6: the socket's login also hands out a refresh token; REST logins do not.
+    let (refresh_token, refresh) = if kind == LoginKind::Any {
+        let (refresh_token, _, _) = new_token()?;
+        let refresh = RefreshToken {
+            hash: refresh_hash(&refresh_token),
+            expires_at: at.saturating_add(secs(auth_cfg.refresh_token_ttl)),
+        };
+        (Some(refresh_token), Some(refresh))
+    } else {
+        (None, None)
     };
     let session = Session {
         account_id: account.id,
@@ -251,8 +279,9 @@ pub async fn login(
         user_agent: meta.user_agent.clone(),
         ip: meta.ip.map(|ip| ip.to_string()),
         created_at: at,
-        expires_at: at.saturating_add(i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX)),
+        expires_at: at.saturating_add(access_ttl(app, account.user_type)),
         last_used: Some(at),
+        refresh,
     };
     let limit = auth_cfg.sessions_limit;
     let evict_entry = audit_entry(
@@ -321,8 +350,58 @@ pub async fn login(
     Ok(Login {
         account,
         token,
+        refresh_token,
         session,
     })
+}
+
+/// What `token/refresh` hands back: the session's new access token, shown here only.
+pub struct Refreshed {
+    pub account_id: u64,
+    pub token: String,
+}
+
+/// SPEC §6 `token/refresh`: a new access token for the session the refresh token belongs to,
+/// expiring the account type's TTL from now; the old access token stops working. The refresh
+/// token itself does not change and now runs out `auth.refresh_token_ttl` from now. A bad,
+/// revoked or run-out refresh token, or an account that may no longer use tokens, is
+/// `BadCredentials`. Not audited: no account changes, like a successful login.
+pub async fn refresh(app: &App, refresh_token: &str) -> Result<Refreshed, LoginError> {
+    // Longer than any token vmsd issues: not one of them, and not worth hashing.
+    if refresh_token.len() > 256 {
+        return Err(LoginError::BadCredentials);
+    }
+    let wanted = refresh_hash(refresh_token);
+    let (token, new_hash, _) = new_token()?;
+    let at = now();
+    let refresh_ttl = secs(app.config.auth.refresh_token_ttl);
+    let account_id = app
+        .store
+        .commit(|tx| {
+            let (old_hash, mut session) = tx
+                .session_by_refresh(&wanted)?
+                .ok_or(TxError::Abort(LoginError::BadCredentials))?;
+            let account = tx
+                .account(session.account_id)?
+                .filter(|a| a.may_use_tokens(at))
+                .ok_or(TxError::Abort(LoginError::BadCredentials))?;
+            match &mut session.refresh {
+                Some(refresh) if refresh.expires_at > at => {
+                    refresh.expires_at = at.saturating_add(refresh_ttl);
+                }
+                _ => return Err(TxError::Abort(LoginError::BadCredentials)),
+            }
+            session.expires_at = at.saturating_add(access_ttl(app, account.user_type));
+            session.last_used = Some(at);
+            tx.replace_access_token(&old_hash, &new_hash, &session)?;
+            Ok(account.id)
+        })
+        .await?;
+    tracing::info!(
+        user_id = account_id,
+        "session of user {account_id} refreshed"
+    );
+    Ok(Refreshed { account_id, token })
 }
 
 /// One item of `GET /api/v1/sessions` (and of the 419 answer).

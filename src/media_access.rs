@@ -117,7 +117,8 @@ fn decide_uncounted(
     else {
         return Ok(NoAuth(Unauthenticated::SessionEnded));
     };
-    if session.expires_at <= at {
+    // The session, not its access token: one waiting to be refreshed still lives (SPEC §6).
+    if session.ends_at() <= at {
         return Ok(NoAuth(Unauthenticated::SessionEnded));
     }
     if !account.may_use_tokens(at) {

@@ -159,6 +159,31 @@ pub struct Session {
     /// Persisted lazily; the live value is noted in memory (`Store::touch_session`).
     #[serde(default)]
     pub last_used: Option<UnixTime>,
+    /// The refresh token of a DeviceHive socket login (SPEC §6), by its SHA-256 in lowercase
+    /// hex (the `refreshhash_tokenid` key), and when it runs out: `auth.refresh_token_ttl`
+    /// after its last use. `None` for REST logins.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refresh: Option<RefreshToken>,
+}
+
+/// A session's refresh token, as the store knows it: its hash and when it runs out.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RefreshToken {
+    pub hash: String,
+    pub expires_at: UnixTime,
+}
+
+impl Session {
+    /// When the session itself ends: its access token's expiry, or, with a refresh token,
+    /// the later of that and the refresh token's run-out (SPEC §6: an expired access token
+    /// waiting to be refreshed does not end the session).
+    pub fn ends_at(&self) -> UnixTime {
+        ends_at(self.expires_at, self.refresh.as_ref())
+    }
+}
+
+fn ends_at(expires_at: UnixTime, refresh: Option<&RefreshToken>) -> UnixTime {
+    refresh.map_or(expires_at, |r| r.expires_at.max(expires_at))
 }
 
 /// The fields of a stored `Session` that authenticating a request needs. Decoding only these
@@ -168,6 +193,15 @@ pub struct SessionKey {
     pub account_id: u64,
     pub access_token_id: String,
     pub expires_at: UnixTime,
+    #[serde(default)]
+    pub refresh: Option<RefreshToken>,
+}
+
+impl SessionKey {
+    /// `Session::ends_at`.
+    pub fn ends_at(&self) -> UnixTime {
+        ends_at(self.expires_at, self.refresh.as_ref())
+    }
 }
 
 /// One audit entry (SPEC §4.4). Field names only, never their values.

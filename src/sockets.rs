@@ -9,9 +9,6 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-/// A single account may hold this many authenticated sockets at once.
-pub const MAX_SOCKETS_PER_ACCOUNT: usize = 16;
-
 /// Keep-alive timing of a socket (SPEC §6: ping every 30 s, close after 2 min idle).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SocketTiming {

@@ -268,6 +268,8 @@ pub fn dh_user_view(account: &Account, locked_out: bool) -> Value {
         "lastLogin": account.last_login.map(fmt_resource),
         "data": account.data,
         "introReviewed": account.intro_reviewed,
+        // vmsd has no device types; the DeviceHive client requires the key (SPEC §6).
+        "allDeviceTypesAvailable": true,
     })
 }
 

@@ -66,6 +66,8 @@ pub struct TlsConfig {
 pub struct AuthConfig {
     pub client_token_ttl: Duration,
     pub admin_token_ttl: Duration,
+    /// How long a socket-issued refresh token (SPEC §6) stays valid after its last use.
+    pub refresh_token_ttl: Duration,
     pub sessions_limit: usize,
     pub lockout_threshold: u32,
     pub lockout_duration: Duration,
@@ -94,6 +96,8 @@ pub struct LimitsConfig {
     /// Audit entries kept; housekeeping removes the oldest beyond it, so that a box that runs
     /// for years (and every failed login an attacker makes) cannot fill its disk.
     pub audit_max_entries: u64,
+    /// Authenticated DeviceHive sockets one account may hold (SPEC §6).
+    pub ws_sockets_per_account: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -184,6 +188,7 @@ impl Default for Config {
             auth: AuthConfig {
                 client_token_ttl: Duration::from_secs(30 * DAY),
                 admin_token_ttl: Duration::from_secs(12 * HOUR),
+                refresh_token_ttl: Duration::from_secs(30 * DAY),
                 sessions_limit: 10,
                 lockout_threshold: 5,
                 lockout_duration: Duration::from_secs(15 * MINUTE),
@@ -206,6 +211,7 @@ impl Default for Config {
                 request_timeout: Duration::from_secs(30),
                 shutdown_grace: Duration::from_secs(15),
                 audit_max_entries: 100_000,
+                ws_sockets_per_account: 16,
             },
             license: LicenseConfig {
                 prefix: "LIC-XXXX-VA".to_owned(),

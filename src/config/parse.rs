@@ -394,6 +394,7 @@ impl Walker {
             &[
                 "client_token_ttl",
                 "admin_token_ttl",
+                "refresh_token_ttl",
                 "sessions_limit",
                 "lockout_threshold",
                 "lockout_duration",
@@ -404,6 +405,7 @@ impl Walker {
         );
         self.duration(s, "client_token_ttl", &mut a.client_token_ttl);
         self.duration(s, "admin_token_ttl", &mut a.admin_token_ttl);
+        self.duration(s, "refresh_token_ttl", &mut a.refresh_token_ttl);
         self.int(s, "sessions_limit", 1, 1000, &mut a.sessions_limit);
         self.int(s, "lockout_threshold", 1, 1000, &mut a.lockout_threshold);
         self.duration(s, "lockout_duration", &mut a.lockout_duration);
@@ -449,6 +451,7 @@ impl Walker {
                 "request_timeout",
                 "shutdown_grace",
                 "audit_max_entries",
+                "ws_sockets_per_account",
             ],
         );
         self.int(
@@ -469,6 +472,13 @@ impl Walker {
             100,
             100_000_000,
             &mut l.audit_max_entries,
+        );
+        self.int(
+            s,
+            "ws_sockets_per_account",
+            1,
+            100_000,
+            &mut l.ws_sockets_per_account,
         );
     }
 

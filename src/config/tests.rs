@@ -21,6 +21,7 @@ hostnames = ["nvr.example", "localhost"]
 [auth]
 client_token_ttl = "7d"
 admin_token_ttl = "1h"
+refresh_token_ttl = "90d"
 sessions_limit = 3
 lockout_threshold = 7
 lockout_duration = "30m"
@@ -41,6 +42,7 @@ tls_handshake_timeout = "3s"
 request_timeout = "1m"
 shutdown_grace = "500ms"
 audit_max_entries = 5000
+ws_sockets_per_account = 4
 [license]
 prefix = "LIC-ABCD-VA"
 [locales]
@@ -67,6 +69,8 @@ fn defaults_match_spec() {
     assert_eq!(c.tls.hostnames, ["vms.local", "localhost"]);
     assert_eq!(c.auth.client_token_ttl, Duration::from_secs(30 * 86400));
     assert_eq!(c.auth.admin_token_ttl, Duration::from_secs(12 * 3600));
+    assert_eq!(c.auth.refresh_token_ttl, Duration::from_secs(30 * 86400));
+    assert_eq!(c.limits.ws_sockets_per_account, 16);
     assert_eq!(c.auth.sessions_limit, 10);
     assert_eq!(c.auth.lockout_threshold, 5);
     assert_eq!(c.auth.lockout_duration, Duration::from_secs(15 * 60));
@@ -126,6 +130,7 @@ fn full_example_parses() {
         AuthConfig {
             client_token_ttl: Duration::from_secs(7 * 86400),
             admin_token_ttl: Duration::from_secs(3600),
+            refresh_token_ttl: Duration::from_secs(90 * 86400),
             sessions_limit: 3,
             lockout_threshold: 7,
             lockout_duration: Duration::from_secs(1800),
@@ -154,6 +159,7 @@ fn full_example_parses() {
             request_timeout: Duration::from_secs(60),
             shutdown_grace: Duration::from_millis(500),
             audit_max_entries: 5000,
+            ws_sockets_per_account: 4,
         }
     );
     assert_eq!(c.license.prefix, "LIC-ABCD-VA");
@@ -382,7 +388,8 @@ fn range_checks() {
     let e = errors(
         "[auth]\npassword_min_length = 7\nip_login_limit = 100001\n\
          [argon2]\nparallelism = 4\nmemory_kib = 31\niterations = 0\n\
-         [limits]\nmax_body_bytes = 1023\nmax_connections = 0\naudit_max_entries = 99\n",
+         [limits]\nmax_body_bytes = 1023\nmax_connections = 0\naudit_max_entries = 99\n\
+         ws_sockets_per_account = 0\n",
     );
     assert_eq!(
         e,
@@ -394,6 +401,7 @@ fn range_checks() {
             "limits.max_body_bytes: expected an integer from 1024 to 67108864, got 1023",
             "limits.max_connections: expected an integer from 1 to 1000000, got 0",
             "limits.audit_max_entries: expected an integer from 100 to 100000000, got 99",
+            "limits.ws_sockets_per_account: expected an integer from 1 to 100000, got 0",
         ]
     );
     assert!(parse_str("[argon2]\nqueue_limit = 0\nmemory_kib = 8").is_ok());
@@ -421,8 +429,14 @@ fn durations() {
     ] {
         assert_eq!(parse_duration(bad), None, "{bad:?}");
     }
-    let e = errors("[auth]\nadmin_token_ttl = 3600\nlockout_duration = \"0m\"");
-    assert_eq!(e.len(), 2, "{e:?}");
+    let e = errors(
+        "[auth]\nadmin_token_ttl = 3600\nlockout_duration = \"0m\"\nrefresh_token_ttl = \"0d\"",
+    );
+    assert_eq!(e.len(), 3, "{e:?}");
+    assert!(
+        e[1].starts_with("auth.refresh_token_ttl: expected a duration"),
+        "{e:?}"
+    );
     assert!(
         e[0].starts_with("auth.admin_token_ttl: expected a duration"),
         "{e:?}"

@@ -127,7 +127,7 @@ pub fn streams(app: &App, req: &Request) -> HandlerResult {
     let token = media_access::issue_token(
         app,
         &caller.session.access_token_id,
-        caller.session.expires_at,
+        caller.session.ends_at(),
         camera.id,
     )
     .map_err(ApiError::internal)?;

@@ -147,6 +147,7 @@ trees! {
         tokenhash_session,
         accountid_tokenhashes,
         tokenid_tokenhash,
+        refreshhash_tokenid,
         audit,
         accountid_auditid,
         licensetype_pool,

@@ -73,6 +73,7 @@ fn session(account_id: u64, token_id: &str) -> Session {
         created_at: 1,
         expires_at: 2,
         last_used: None,
+        refresh: None,
     }
 }
 
@@ -309,6 +310,54 @@ fn sessions_index_both_ways_and_revoke_keeps_one() -> Result<(), Box<dyn std::er
     assert_eq!(store.noted_last_use(&h2), None);
     assert!(store.session(&h1)?.is_none());
     assert_eq!(store.session(&h2)?.and_then(|s| s.last_used), Some(60));
+    Ok(())
+}
+
+#[test]
+fn a_refreshed_session_moves_to_its_new_hash_and_its_refresh_index_goes_with_it(
+) -> Result<(), Box<dyn std::error::Error>> {
+    let dir = tempfile::tempdir()?;
+    let store = Store::open(dir.path(), 1 << 20)?;
+    let a = create(&store, "a")?;
+    let (old, new, other) = ([1u8; 32], [2u8; 32], [3u8; 32]);
+    let mut refreshed = Session {
+        refresh: Some(crate::model::RefreshToken {
+            hash: "ab".repeat(32),
+            expires_at: 100,
+        }),
+        ..session(a.id, "t1")
+    };
+    store.write_blocking(|tx| {
+        tx.add_session(&other, &session(a.id, "t0"))?;
+        tx.add_session(&old, &refreshed)
+    })?;
+    let found = store.write_blocking(|tx| tx.session_by_refresh(&"ab".repeat(32)))?;
+    assert_eq!(found.map(|(h, _)| h), Some(old));
+    refreshed.expires_at = 50;
+    store.write_blocking(|tx| tx.replace_access_token(&old, &new, &refreshed))?;
+    assert!(store.session(&old)?.is_none());
+    assert_eq!(store.session(&new)?, Some(refreshed.clone()));
+    assert_eq!(store.token_hash_by_id("t1")?, Some(new));
+    // Its place in the account's list is kept, the other session untouched.
+    let hashes: Vec<TokenHash> = store
+        .sessions_of(a.id)?
+        .into_iter()
+        .map(|(h, _)| h)
+        .collect();
+    assert_eq!(hashes, [other, new]);
+    let found = store.write_blocking(|tx| tx.session_by_refresh(&"ab".repeat(32)))?;
+    assert_eq!(found, Some((new, refreshed)));
+    assert_eq!(
+        store.write_blocking(|tx| tx.session_by_refresh(&"cd".repeat(32)))?,
+        None
+    );
+    // Ending the session ends its refresh token.
+    store.write_blocking(|tx| tx.remove_session(&new, SessionEnd::Revoked))?;
+    assert_eq!(
+        store.write_blocking(|tx| tx.session_by_refresh(&"ab".repeat(32)))?,
+        None
+    );
+    assert!(store.trees.refreshhash_tokenid.is_empty());
     Ok(())
 }
 

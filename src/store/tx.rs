@@ -371,6 +371,55 @@ impl Tx<'_> {
             hash.as_slice(),
         )?;
         self.put(self.t.tokenhash_session, hash.as_slice(), encode(session))?;
+        if let Some(refresh) = &session.refresh {
+            self.put(
+                self.t.refreshhash_tokenid,
+                refresh.hash.as_bytes(),
+                session.access_token_id.as_bytes(),
+            )?;
+        }
+        Ok(())
+    }
+
+    /// The session a refresh token (by its hash, lowercase hex) belongs to, with the hash of
+    /// its current access token.
+    pub fn session_by_refresh(
+        &self,
+        refresh_hash: &str,
+    ) -> Result<Option<(TokenHash, Session)>, StoreError> {
+        let Some(id) = self.t.refreshhash_tokenid.get(refresh_hash.as_bytes())? else {
+            return Ok(None);
+        };
+        let id = String::from_utf8(id.to_vec())
+            .map_err(|_| StoreError::Corrupt("refreshhash_tokenid value".into()))?;
+        let Some(hash) = self.hash_by_token_id(&id)? else {
+            return Ok(None);
+        };
+        Ok(self.session(&hash)?.map(|s| (hash, s)))
+    }
+
+    /// Gives a session a new access token (SPEC §6 `token/refresh`): the record moves from
+    /// `old` to `new` with its public id, refresh token and place in the account's list. The
+    /// session does not end, so nobody is told; the old token simply stops resolving.
+    pub fn replace_access_token(
+        &self,
+        old: &TokenHash,
+        new: &TokenHash,
+        session: &Session,
+    ) -> Result<(), StoreError> {
+        let hashes: Vec<TokenHash> = self
+            .session_hashes(session.account_id)?
+            .into_iter()
+            .map(|h| if h == *old { *new } else { h })
+            .collect();
+        self.set_session_hashes(session.account_id, &hashes)?;
+        self.put(
+            self.t.tokenid_tokenhash,
+            session.access_token_id.as_bytes(),
+            new.as_slice(),
+        )?;
+        self.del(self.t.tokenhash_session, old.as_slice())?;
+        self.put(self.t.tokenhash_session, new.as_slice(), encode(session))?;
         Ok(())
     }
 
@@ -391,6 +440,9 @@ impl Tx<'_> {
         self.set_session_hashes(session.account_id, &hashes)?;
         self.del(self.t.tokenid_tokenhash, session.access_token_id.as_bytes())?;
         self.del(self.t.tokenhash_session, hash.as_slice())?;
+        if let Some(refresh) = &session.refresh {
+            self.del(self.t.refreshhash_tokenid, refresh.hash.as_bytes())?;
+        }
         self.notice(Notice::SessionEnded {
             account_id: session.account_id,
             access_token_id: session.access_token_id.clone(),

@@ -2,7 +2,7 @@
 //! a backup holds), and the cross-tree invariants every committed transaction must keep
 //! (SPEC §1, §3, §5, §7): the login index and the accounts, camera assignments and their
 //! reverse index, each licence pool's `used` and the sum SPEC §5 defines, sessions and their
-//! three indexes, sub-users and their parents, audit entries and their index, id counters.
+//! three indexes (four with a refresh token's), sub-users and their parents, audit entries and their index, id counters.
 //! The crash test checks them after every `kill -9`; the hostile-input tests compare
 //! snapshots to prove that a refused request changed nothing.
 
@@ -19,6 +19,8 @@ pub struct Snapshot {
     pub sessions: BTreeMap<TokenHash, Session>,
     pub account_sessions: BTreeMap<u64, Vec<TokenHash>>,
     pub token_ids: BTreeMap<String, TokenHash>,
+    /// Refresh token hash (hex) → the session's public id.
+    pub refresh_ids: BTreeMap<String, String>,
     pub cameras: BTreeMap<u64, Camera>,
     pub camera_accounts: BTreeMap<u64, Vec<u64>>,
     pub pools: BTreeMap<String, Pool>,
@@ -59,6 +61,7 @@ impl Snapshot {
             sessions: BTreeMap::new(),
             account_sessions: BTreeMap::new(),
             token_ids: BTreeMap::new(),
+            refresh_ids: BTreeMap::new(),
             cameras: BTreeMap::new(),
             camera_accounts: BTreeMap::new(),
             pools: BTreeMap::new(),
@@ -88,6 +91,12 @@ impl Snapshot {
                 "tokenid_tokenhash" => {
                     s.token_ids
                         .insert(String::from_utf8(k.clone()).expect("a text id"), hash(v));
+                }
+                "refreshhash_tokenid" => {
+                    s.refresh_ids.insert(
+                        String::from_utf8(k.clone()).expect("a hex hash"),
+                        String::from_utf8(v.clone()).expect("a text id"),
+                    );
                 }
                 "cameras" => {
                     s.cameras.insert(id(k), json(tree, v));
@@ -250,6 +259,31 @@ impl Snapshot {
             if self.sessions.get(h).map(|s| s.access_token_id.as_str()) != Some(token_id.as_str()) {
                 out.push(format!(
                     "token id {token_id} indexes a missing or other session"
+                ));
+            }
+        }
+        // A refresh token indexes its session, and only a live one.
+        for s in self.sessions.values() {
+            if let Some(refresh) = &s.refresh {
+                if self.refresh_ids.get(&refresh.hash) != Some(&s.access_token_id) {
+                    out.push(format!(
+                        "session {}'s refresh token is not indexed to it",
+                        s.access_token_id
+                    ));
+                }
+            }
+        }
+        for (refresh_hash, token_id) in &self.refresh_ids {
+            let owner = self
+                .token_ids
+                .get(token_id)
+                .and_then(|h| self.sessions.get(h));
+            if owner
+                .and_then(|s| s.refresh.as_ref())
+                .is_none_or(|r| r.hash != *refresh_hash)
+            {
+                out.push(format!(
+                    "refresh index names session {token_id}, which does not hold it"
                 ));
             }
         }

@@ -13,10 +13,10 @@ use vmsd::push_protocol;
 use crate::admin_support::{delete, expect, USERS};
 use crate::common::TestServer;
 use crate::pushes::{
-    assert_event, auth, client, current_token_id, next, push_socket, send, subscribe, subscribed,
-    Next, Push, CLIENT_PASSWORD,
+    assert_event, assert_silent, auth, client, current_token_id, next, push_socket, send,
+    subscribe, subscribed, Next, Push, CLIENT_PASSWORD,
 };
-use crate::websocket::{admin_socket, call as dh_call};
+use crate::websocket::{admin_socket, call as dh_call, connect as dh_connect};
 
 /// `logout` on the session's token channel, then the 4009 close; nothing in between.
 async fn assert_logout_then_closed(p: &mut Push, token_id: &str) {
@@ -143,6 +143,33 @@ async fn its_ttl_ran_out() {
     let mut p = subscribed(&s, id, &token, &token_id).await;
     tokio::time::sleep(Duration::from_secs(4)).await;
     // The sweep that removes it is what tells the device (every 30 s in the daemon).
+    vmsd::housekeeping::pass(&s.app).await;
+    assert_logout_then_closed(&mut p, &token_id).await;
+}
+
+#[tokio::test]
+async fn its_refresh_token_ran_out() {
+    let s = TestServer::start_with(|c| {
+        c.auth.client_token_ttl = Duration::from_secs(1);
+        c.auth.refresh_token_ttl = Duration::from_secs(3);
+    })
+    .await;
+    let account = s.create_account("rita", CLIENT_PASSWORD, UserType::User);
+    let r = dh_call(
+        &mut dh_connect(&s).await,
+        json!({"action": "token", "login": "rita", "password": CLIENT_PASSWORD}),
+    )
+    .await;
+    let token = r["accessToken"].as_str().unwrap().to_owned();
+    let token_id = current_token_id(&s, &token).await;
+    let mut p = subscribed(&s, account.id, &token, &token_id).await;
+    // Its access token expired, but a session with a refresh token lives on (SPEC §6): the
+    // sweep leaves it and the device hears nothing.
+    tokio::time::sleep(Duration::from_millis(1600)).await;
+    vmsd::housekeeping::pass(&s.app).await;
+    assert_silent(&mut p, Duration::from_millis(300)).await;
+    // Once the refresh token has run out too, the sweep ends it and tells the device.
+    tokio::time::sleep(Duration::from_millis(1600)).await;
     vmsd::housekeeping::pass(&s.app).await;
     assert_logout_then_closed(&mut p, &token_id).await;
 }

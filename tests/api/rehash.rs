@@ -36,6 +36,7 @@ fn session(account_id: u64, access_token_id: &str) -> Session {
         created_at: now(),
         expires_at: now() + 3600,
         last_used: None,
+        refresh: None,
     }
 }
 

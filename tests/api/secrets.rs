@@ -193,6 +193,15 @@ async fn a_full_session_logged_at_trace_leaves_no_secret_in_the_log() {
     )
     .await;
     assert_eq!(r["status"], "success", "{r}");
+    let first_socket_token = r["accessToken"].as_str().unwrap().to_owned();
+    let refresh_token = r["refreshToken"].as_str().unwrap().to_owned();
+    // The DeviceHive refresh (SPEC §6): a new access token for the session.
+    let r = ws_call(
+        &mut ws,
+        json!({"action": "token/refresh", "refreshToken": refresh_token}),
+    )
+    .await;
+    assert_eq!(r["status"], "success", "{r}");
     let socket_token = r["accessToken"].as_str().unwrap().to_owned();
     let r = ws_call(
         &mut ws,
@@ -238,6 +247,7 @@ async fn a_full_session_logged_at_trace_leaves_no_secret_in_the_log() {
         "logged in",
         "changed their password",
         "updated over WebSocket",
+        "refreshed",
         "media hook decision",
     ] {
         assert!(
@@ -258,7 +268,14 @@ async fn a_full_session_logged_at_trace_leaves_no_secret_in_the_log() {
     .iter()
     .map(|p| ("a password".to_owned(), (*p).to_owned()))
     .collect();
-    for token in [&admin, &client, &socket_token, &stream_token] {
+    for token in [
+        &admin,
+        &client,
+        &first_socket_token,
+        &refresh_token,
+        &socket_token,
+        &stream_token,
+    ] {
         secrets.push(("a token".into(), token.clone()));
         secrets.push(("a token hash".into(), hex::encode(hash_token(token))));
     }

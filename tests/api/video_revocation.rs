@@ -1,7 +1,8 @@
 //! The ways a stream token stops working (SPEC §8): the moment its session ends (logout,
 //! revocation, a password change from another session, expiry), its account stops being
 //! active (disabled, locked by an admin, deleted, a temporary user past `expired_at`), or its
-//! camera is detached or deleted. An automatic lockout after failed logins does not end it.
+//! camera is detached or deleted. An automatic lockout after failed logins does not end it,
+//! nor does a DeviceHive session's access token expiring while its refresh token lives (§6).
 
 use serde_json::json;
 use vmsd::store::SessionEnd;
@@ -225,5 +226,47 @@ async fn the_token_ends_when_its_camera_is_detached_or_deleted() {
         &v.read(&format!("cam{}", v.cam_c), &c).await,
         "never assigned",
     );
+    v.s.stop().await;
+}
+
+#[tokio::test]
+async fn a_devicehive_sessions_stream_token_follows_the_session_not_its_access_token() {
+    let v = Video::start_with(|c| {
+        c.auth.client_token_ttl = std::time::Duration::from_secs(1);
+        c.auth.refresh_token_ttl = std::time::Duration::from_secs(3600);
+    })
+    .await;
+    let s = &v.s;
+    let r = crate::websocket::call(
+        &mut crate::websocket::connect(s).await,
+        json!({"action": "token", "login": "viewer", "password": PASSWORD}),
+    )
+    .await;
+    let access = r["accessToken"].as_str().unwrap().to_owned();
+    let refresh = r["refreshToken"].as_str().unwrap().to_owned();
+    let stream = v.stream_token(&access, v.cam_a).await;
+    assert_allowed(&v.read("site/door", &stream).await, "fresh token");
+    // SPEC §6: the access token expired, the session waits to be refreshed and lives on.
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    assert_eq!(s.self_status(&access).await, 401);
+    assert_allowed(
+        &v.read("site/door", &stream).await,
+        "access token expired, session alive",
+    );
+    let r = crate::websocket::call(
+        &mut crate::websocket::connect(s).await,
+        json!({"action": "token/refresh", "refreshToken": refresh}),
+    )
+    .await;
+    let fresh = r["accessToken"].as_str().unwrap().to_owned();
+    assert_allowed(&v.read("site/door", &stream).await, "after the refresh");
+    // The session's end ends it.
+    assert_eq!(
+        s.call("POST", "/api/v1/logout", Some(&fresh), None)
+            .await
+            .status,
+        200
+    );
+    assert_unauthenticated(&v.read("site/door", &stream).await, "after logout");
     v.s.stop().await;
 }

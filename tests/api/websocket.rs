@@ -354,11 +354,15 @@ async fn token_action_logs_in_any_account_type_with_the_rest_rules() {
     )
     .await;
     let admin_token = r["accessToken"].as_str().unwrap().to_owned();
+    let refresh_token = r["refreshToken"].as_str().unwrap().to_owned();
     assert_eq!(
         r,
-        json!({"action": "token", "requestId": 1, "status": "success", "accessToken": admin_token})
+        json!({"action": "token", "requestId": 1, "status": "success", "accessToken": admin_token,
+               "refreshToken": refresh_token})
     );
     assert_eq!(admin_token.len(), 64);
+    assert_eq!(refresh_token.len(), 64);
+    assert_ne!(refresh_token, admin_token);
     // `token` issues; it does not authenticate the socket (DeviceHive's behaviour).
     assert_eq!(get_current(&mut ws).await["code"], 401);
     let r = call(

@@ -8,7 +8,7 @@ use serde_json::json;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::Message;
 use vmsd::model::UserType;
-use vmsd::sockets::{SocketTiming, MAX_SOCKETS_PER_ACCOUNT};
+use vmsd::sockets::SocketTiming;
 
 use crate::common::{wait_for, TestServer};
 use crate::websocket::*;
@@ -142,17 +142,16 @@ async fn the_server_pings_and_closes_idle_sockets() {
 
 #[tokio::test]
 async fn sockets_per_account_are_capped() {
-    let s = TestServer::start().await;
+    // SPEC §7 `limits.ws_sockets_per_account`, set below its default of 16.
+    const CAP: usize = 3;
+    let s = TestServer::start_with(|c| c.limits.ws_sockets_per_account = CAP).await;
     let alice = s.create_account("alice", "alice-password", UserType::User);
     let token = s.login("alice", "alice-password").await;
     let mut sockets = Vec::new();
-    for _ in 0..MAX_SOCKETS_PER_ACCOUNT {
+    for _ in 0..CAP {
         sockets.push(socket_with(&s, &token).await);
     }
-    assert_eq!(
-        s.app.sockets.account_count(alice.id),
-        MAX_SOCKETS_PER_ACCOUNT
-    );
+    assert_eq!(s.app.sockets.account_count(alice.id), CAP);
     let mut extra = connect(&s).await;
     let r = call(
         &mut extra,
@@ -179,7 +178,7 @@ async fn sockets_per_account_are_capped() {
     admin_socket(&s).await;
     sockets.pop().unwrap().close(None).await.unwrap();
     wait_for(Duration::from_secs(5), "a place to free up", || async {
-        s.app.sockets.account_count(alice.id) < MAX_SOCKETS_PER_ACCOUNT
+        s.app.sockets.account_count(alice.id) < CAP
     })
     .await;
     let r = call(

@@ -44,6 +44,7 @@ fn dh_user(s: &TestServer, id: u64, status: u8) -> Value {
         "lastLogin": a.last_login.map(fmt_resource),
         "data": a.data,
         "introReviewed": a.intro_reviewed,
+        "allDeviceTypesAvailable": true,
     })
 }
 
@@ -61,7 +62,8 @@ async fn get_current_renders_the_devicehive_user() {
         json!({"action": "user/getCurrent", "requestId": 1, "status": "success",
                "current": {"id": alice.id, "login": "alice", "role": 1, "status": 0,
                            "lastLogin": fmt_resource(a.last_login.unwrap()),
-                           "data": null, "introReviewed": false}})
+                           "data": null, "introReviewed": false,
+                           "allDeviceTypesAvailable": true}})
     );
     s.stop().await;
 }
@@ -119,7 +121,7 @@ async fn an_admin_updates_every_field_and_it_is_audited_by_name_only() {
         r["user"],
         json!({"id": bob.id, "login": "robert", "role": 1, "status": 0,
                "lastLogin": r["user"]["lastLogin"], "data": {"secret-value": "s3cr3t"},
-               "introReviewed": true})
+               "introReviewed": true, "allDeviceTypesAvailable": true})
     );
     // New login and password at REST; the old ones fail; bob's session was revoked.
     assert_eq!(s.try_login("bob", "bob-password", &[]).await.status, 422);
@@ -162,11 +164,29 @@ async fn a_client_changes_only_its_own_password_data_and_intro() {
     )
     .await;
     assert_eq!(r, success("user/updateCurrent", json!(9)));
+    // Its own login, role and status, unchanged, are ignored (the DeviceHive client's
+    // `User.save()` always sends role and status); the rest of the frame applies.
+    let r = update_current(
+        &mut ws,
+        json!({"login": " alice ", "role": 1, "status": "0", "data": {"theme": "light"}}),
+    )
+    .await;
+    assert_eq!(r, success("user/updateCurrent", json!(9)));
+    assert_eq!(
+        s.app.store.account(alice.id).unwrap().unwrap().data,
+        Some(json!({"theme": "light"}))
+    );
+    let r = update_current(&mut ws, json!({"data": {"theme": "dark"}})).await;
+    assert_eq!(r, success("user/updateCurrent", json!(9)));
+    // A different one is refused, and nothing of the frame applies.
     for user in [
         json!({"role": 0}),
         json!({"login": "alice2"}),
-        json!({"status": 0}),
-        json!({"login": "alice", "data": {}}),
+        json!({"login": "Alice"}),
+        json!({"status": 2}),
+        json!({"status": 1, "data": {}}),
+        json!({"role": 7}),
+        json!({"role": 1, "status": 0, "login": "alice2", "data": {}}),
     ] {
         assert_eq!(
             update_current(&mut ws, user).await,

@@ -261,6 +261,7 @@ fn main() -> SeedResult<()> {
             created_at: at,
             expires_at: at + 30 * 86_400,
             last_used: Some(at),
+            refresh: None,
         };
         app.store
             .write_blocking(|tx| tx.add_session(&hash, &session))?;

@@ -3,11 +3,13 @@
 //! flood from one socket cannot starve the others, pings every 30 s, closes after 2 min without
 //! traffic, a message size limit, and caps on sockets per account and in total. What the
 //! actions do is in `actions`, what a frame's envelope and errors look like in `protocol`, how
-//! a `user/update` is decoded in `patch`; the counts and timing in `crate::sockets`. The
+//! a `user/update` or `user/insert` is decoded in `patch`, a `user/list` query in `list`; the
+//! counts and timing in `crate::sockets`. The
 //! handshake check, pacing, sending and closing helpers are shared with the Pusher socket
 //! (`handlers::pusher`).
 
 mod actions;
+mod list;
 mod patch;
 mod protocol;
 

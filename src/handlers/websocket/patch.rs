@@ -59,7 +59,7 @@ pub fn present(user: &Map<String, Value>, key: &str) -> bool {
     user.get(key).is_some_and(|v| !v.is_null())
 }
 
-fn small_int(value: Option<&Value>, max: u8, message: &str) -> Result<Option<u8>, Failure> {
+pub fn small_int(value: Option<&Value>, max: u8, message: &str) -> Result<Option<u8>, Failure> {
     let parsed = match value {
         None | Some(Value::Null) => return Ok(None),
         Some(Value::Number(n)) => n.as_u64(),

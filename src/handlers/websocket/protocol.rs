@@ -31,6 +31,9 @@ pub const MSG_ROLE_FIXED: &str =
 pub const MSG_HAS_SUBUSERS: &str = "A user with sub-users cannot become an administrator";
 pub const MSG_LAST_ADMIN: &str =
     "The last active administrator cannot be disabled, locked or demoted";
+pub const MSG_LAST_ADMIN_DELETE: &str = "The last active administrator cannot be deleted";
+pub const MSG_LOGIN_REQUIRED: &str = "Login is required";
+pub const MSG_ROLE_REQUIRED: &str = "Role is required";
 pub const MSG_DATA_TYPE: &str = "User data must be a JSON object or null";
 pub const MSG_INTRO_TYPE: &str = "Field introReviewed must be true or false";
 pub const MSG_PASSWORD_FIXED: &str = "This account is not allowed to change its password";
@@ -140,6 +143,15 @@ pub fn account_failure(e: AccountError, target_id: u64) -> Failure {
         }
         AccountError::Busy => retry(Failure::new(503, "Service Unavailable."), 1),
         AccountError::Internal(cause) => internal(cause),
+    }
+}
+
+/// The socket's answer to a refused or failed `user/delete` of account `target_id`: as any
+/// change, but the last active administrator has its own text.
+pub fn delete_failure(e: AccountError, target_id: u64) -> Failure {
+    match e {
+        AccountError::LastAdmin => Failure::new(403, MSG_LAST_ADMIN_DELETE),
+        other => account_failure(other, target_id),
     }
 }
 
@@ -290,6 +302,18 @@ mod tests {
         assert_eq!(account(AccountError::UnknownCamera { index: 0 }).0, 400);
         assert_eq!(account(AccountError::InvalidParent).0, 400);
         assert_eq!(account(AccountError::Busy).0, 503);
+        let deleting = |e| {
+            let f = delete_failure(e, 7);
+            (f.code, f.error)
+        };
+        assert_eq!(
+            deleting(AccountError::LastAdmin),
+            (403, MSG_LAST_ADMIN_DELETE.into())
+        );
+        assert_eq!(
+            deleting(AccountError::NotFound),
+            (404, "User with id = 7 not found".into())
+        );
         assert_eq!(
             account(AccountError::Internal("x".into())),
             (500, MSG_INTERNAL.into())
