@@ -107,7 +107,7 @@ export function specialList(root) {
     columns: [
       [t('name'), (u) => u.name], [t('login'), (u) => u.login], [t('expiredAt'), (u) => u.expired_at],
       [t('ptz'), (u) => u.ptz_priority], [t('cameras'), (u) => (u.cameras || []).length],
-      [t('limitReached'), (u) => (u.is_licence_limit_reached ? t('yes') : t('no'))],
+      [t('poolFull'), (u) => (u.is_licence_limit_reached ? t('yes') : t('no'))],
     ],
   });
 }

@@ -238,6 +238,11 @@ const STEPS: &[&str] = &[
     "russian",
     "camera_deleted",
     "unauthenticated_401",
+    "session_limit_419",
+    "group_assigned",
+    "regular_users",
+    "admin_created",
+    "password_changed",
     "logged_out",
     "login_429",
     "console_clean",
@@ -249,7 +254,8 @@ async fn the_console_works_in_a_real_browser() {
     if !browser_available().await {
         return;
     }
-    let s = TestServer::start().await;
+    // One session per account: logging in again while the first is open shows the 419.
+    let s = TestServer::start_with(|c| c.auth.sessions_limit = 1).await;
     let shots = Path::new(env!("CARGO_TARGET_TMPDIR")).join("console-screenshots");
     let _ = std::fs::remove_dir_all(&shots);
     // `localhost`: a name the generated certificate covers, as `vms.local` would be.
@@ -369,6 +375,32 @@ async fn the_console_works_in_a_real_browser() {
             .body["name"],
         "Gate"
     );
+    // The regular user, its sub-user, the group and the second administrator.
+    let users = s.get("/api/admin/v1/users?search=", &admin).await;
+    let find = |login: &str| {
+        users.body["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|u| u["login"] == login)
+            .cloned()
+            .unwrap_or_else(|| panic!("no {login} in {:?}", users.body))
+    };
+    let (alice, bob) = (find("alice"), find("bob"));
+    assert_eq!(bob["user_type"], "subuser");
+    assert_eq!(bob["parent_id"], alice["id"]);
+    let alice = s
+        .get(&format!("/api/admin/v1/users/{}", alice["id"]), &admin)
+        .await;
+    assert_eq!(alice.body["name"], "Alice");
+    assert_eq!(alice.body["permissions"][0]["name"], "ptz");
+    assert_eq!(alice.body["permissions"].as_array().unwrap().len(), 1);
+    assert_eq!(alice.body["cameras"][0]["id"], cams[0]);
+    assert_eq!(alice.body["cameras"][0]["group"]["name"], "Hall");
+    assert_eq!(alice.body["subusers"][0]["login"], "bob");
+    let admins = s.get("/api/admin/v1/admins?search=second", &admin).await;
+    assert_eq!(admins.body["meta"]["total"], 1);
+
     // The browser read the newest audit entry: the update it made.
     let audit_row = step("audit_read")["entry"].clone();
     assert_eq!(audit_row[3], "special_user_updated");

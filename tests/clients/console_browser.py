@@ -304,11 +304,20 @@ def flow(c, password):
     assert d.execute_script("return sessionStorage.getItem('vmsd.token')") is None
     step("unauthenticated_401")
 
+    # The first session is still open and the box allows one (the test sets
+    # auth.sessions_limit = 1): 419, the sessions listed, one ended, logged in.
     c.type("#login", "admin")
     c.type("#password", password)
     c.click("#sign-in")
+    words = c.error(419)
+    assert "already has 1 sessions" in words, words
+    c.click(".sessions li button")
     c.see("Signed in as admin", "#who")
     assert d.current_url.endswith("/console/audit"), d.current_url
+    step("session_limit_419")
+
+    accounts_flow(c)
+    password = change_password(c, password)
 
     # Log out: the login form, no token left.
     c.click("#logout")
@@ -336,6 +345,95 @@ def flow(c, password):
     unexpected = [e for e in problems if not re.search(r"status of (4\d\d)", e.get("message", ""))]
     assert not unexpected, unexpected
     step("console_clean")
+
+
+def accounts_flow(c):
+    d = c.d
+    # A camera group, and a camera moved into it.
+    c.nav("Camera groups")
+    c.nav("New group")
+    c.type("#name", "Hall")
+    c.click("#save")
+    c.see("Saved.")
+    c.see("Hall", "main table")
+    c.nav("Cameras")
+    c.nav("Gate")
+    Select(c.css("select[name=group_id]")).select_by_visible_text("Hall")
+    c.click("#save")
+    c.see("Saved.")
+    c.nav("Cameras")
+    row = c.css("main tbody tr").text
+    assert "Gate" in row and "Hall" in row, row
+    step("group_assigned")
+
+    # A regular user with a permission from the catalogue and a camera; then a sub-user.
+    c.nav("Users")
+    c.nav("New user")
+    c.type("#login", "alice")
+    c.type("#name", "Alice")
+    c.type("#password", PASSWORD)
+    c.type("#password_confirmation", "something-else")
+    c.click('input[value="archives-show"]')
+    c.check_camera("Gate")
+    c.click("#save")
+    words = c.error(422)
+    assert "The password confirmation does not match." in words, words
+    c.type("#password_confirmation", PASSWORD)
+    c.click("#save")
+    c.wait(EC.url_matches(r"/console/users/\d+$"), "alice's page")
+    c.see("User Alice", "main h1")
+    assert c.css('input[value="archives-show"]').is_selected()
+    assert "Gate" in c.css("main table").text
+    c.shot("user")
+    c.nav("New sub-user")
+    c.type("#login", "bob")
+    c.type("#password", PASSWORD)
+    c.type("#password_confirmation", PASSWORD)
+    c.click("#save")
+    c.wait(EC.url_matches(r"/console/users/\d+$"), "bob's page")
+    c.see("sub-user", "main dl")
+    # Alice's page lists him.
+    c.nav("Users")
+    c.type("#search", "ali")
+    c.see("Alice", "main table")
+    c.nav("Alice")
+    c.see("bob", "main")
+    # Permissions edited: one added, the other removed.
+    c.click('input[value="archives-show"]')
+    c.click('input[value="ptz"]')
+    c.click("#save")
+    c.see("Saved.")
+    assert c.css('input[value="ptz"]').is_selected()
+    assert not c.css('input[value="archives-show"]').is_selected()
+    step("regular_users")
+
+    # Another administrator.
+    c.nav("Administrators")
+    c.type("#login", "second")
+    c.type("#password", PASSWORD)
+    c.type("#password_confirmation", PASSWORD)
+    c.click("#save")
+    c.see("Saved.")
+    c.see("second", "main table")
+    step("admin_created")
+
+
+def change_password(c, password):
+    c.nav("Password")
+    new = "admin-password-2"
+    c.type("#old_password", "not-it-at-all")
+    c.type("#password", new)
+    c.type("#password_confirmation", new)
+    c.click("#save")
+    words = c.error(422)
+    assert "The password is incorrect." in words, words
+    c.type("#old_password", password)
+    c.type("#password", new)
+    c.type("#password_confirmation", new)
+    c.click("#save")
+    c.see("Password changed.")
+    step("password_changed")
+    return new
 
 
 def main():
