@@ -136,7 +136,8 @@ export async function specialForm(root, id, flash) {
   ], async () => {
     const v = values(f);
     const body = {};
-    const changed = (k, now, before) => { if (!u || now !== before) body[k] = now; };
+    // A new user gets every field given; an edit sends only what differs (null clears).
+    const changed = (k, now, before) => { if (u ? now !== before : now !== null) body[k] = now; };
     changed('name', v.name, u?.name);
     changed('login', v.login, u?.login);
     if (!u || v.password) {

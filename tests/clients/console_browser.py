@@ -310,7 +310,8 @@ def flow(c, password):
     c.type("#password", password)
     c.click("#sign-in")
     words = c.error(419)
-    assert "already has 1 sessions" in words, words
+    assert "Session limit reached (1). End a session to log in:" in words, words
+    assert c.css(".sessions li").text.startswith("web, 127.0.0.1, last used ")
     c.click(".sessions li button")
     c.see("Signed in as admin", "#who")
     assert d.current_url.endswith("/console/audit"), d.current_url
