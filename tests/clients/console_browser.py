@@ -23,7 +23,11 @@ import sys
 import tempfile
 
 from selenium import webdriver
-from selenium.common.exceptions import NoAlertPresentException, TimeoutException
+from selenium.common.exceptions import (
+    NoAlertPresentException,
+    StaleElementReferenceException,
+    TimeoutException,
+)
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as EC
@@ -117,11 +121,21 @@ class Console:
         el.clear()
         el.send_keys(value)
 
+    def press(self, locator, what):
+        """Clicks what `locator` finds once clickable; a view that re-rendered in between
+        (a list reloaded) is looked up again."""
+        for attempt in range(3):
+            try:
+                return self.wait(EC.element_to_be_clickable(locator), what).click()
+            except StaleElementReferenceException:
+                if attempt == 2:
+                    raise
+
     def click(self, sel):
-        self.wait(EC.element_to_be_clickable((By.CSS_SELECTOR, sel)), sel).click()
+        self.press((By.CSS_SELECTOR, sel), sel)
 
     def nav(self, label):
-        self.wait(EC.element_to_be_clickable((By.LINK_TEXT, label)), f"link {label}").click()
+        self.press((By.LINK_TEXT, label), f"link {label}")
 
     def alert_shown(self):
         try:
@@ -287,7 +301,7 @@ def flow(c, password):
 
     # Delete, after the confirmation.
     c.nav("Cameras")
-    c.wait(EC.element_to_be_clickable((By.PARTIAL_LINK_TEXT, "Lobby")), "the Lobby link").click()
+    c.press((By.PARTIAL_LINK_TEXT, "Lobby"), "the Lobby link")
     c.click("#delete")
     c.see(f"Delete “{LOBBY}”? This cannot be undone.")
     c.no_markup_from_data()
@@ -396,6 +410,8 @@ def accounts_flow(c):
     # Alice's page lists him.
     c.nav("Users")
     c.type("#search", "ali")
+    # The filtered page (bob is gone) replaces the first one after the search's debounce.
+    c.see("Page 1 of 1 · 1 in all", "main .pager")
     c.see("Alice", "main table")
     c.nav("Alice")
     c.see("bob", "main")
