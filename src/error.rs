@@ -279,6 +279,10 @@ pub fn json_response<T: serde::Serialize + ?Sized>(status: StatusCode, body: &T)
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),
     );
+    // API answers carry account data and tokens: no browser or proxy may keep them.
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     response
 }
 

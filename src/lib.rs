@@ -40,6 +40,8 @@
 //! - `router`       — maps method + path to an endpoint; 404/405.
 //! - `handlers/`    — one file per REST area, `handlers/websocket/` (DeviceHive protocol),
 //!   `handlers/pusher.rs` (the Pusher socket).
+//! - `console`      — the built-in admin console (`src/console/`: HTML, CSS, JS modules),
+//!   embedded and served at `/` and `/console/...` with its security headers.
 //! - `error`        — `ApiError`: the one mapping from every error to status + Laravel body.
 //! - `validate`     — Laravel-style field validation and messages (`FieldErrors`).
 //! - `views`        — the JSON shapes the API renders (the seeds' objects).
@@ -50,6 +52,7 @@ pub mod app;
 pub mod auth;
 pub mod backup;
 pub mod config;
+pub mod console;
 pub mod daemon;
 pub mod error;
 pub(crate) mod files;

@@ -19,6 +19,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_rustls::TlsAcceptor;
 
 use crate::app::App;
+use crate::console;
 use crate::error::{ApiError, Body};
 use crate::handlers::{self, Request};
 use crate::router::Endpoint;
@@ -275,6 +276,10 @@ async fn serve(
 ) -> Result<http::Response<Body>, ApiError> {
     if app.is_shutting_down() {
         return Err(ApiError::Unavailable { retry_after: 5 });
+    }
+    // The admin console's pages never overlap an API route (`console::is_console_path`).
+    if console::is_console_path(req.uri().path()) {
+        return console::respond(req.method(), req.uri().path(), req.headers());
     }
     let (endpoint, params) = app.router.route(req.method(), req.uri().path())?;
     if endpoint == Endpoint::WebSocket {

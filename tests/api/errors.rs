@@ -28,8 +28,8 @@ async fn with_user() -> (TestServer, String) {
 #[tokio::test]
 async fn unknown_routes_are_404() {
     let (s, token) = with_user().await;
+    // `/` is the admin console's page (`console::the_page_and_its_files_are_served...`).
     for path in [
-        "/",
         "/nope",
         "/api/v1/users",
         "/api/v1/users/self/extra",

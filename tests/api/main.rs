@@ -10,6 +10,7 @@ mod brute_force;
 mod cameras;
 mod cli;
 mod common;
+mod console;
 mod crash;
 mod current_user;
 mod devicehive_client;
