@@ -126,9 +126,11 @@ fn decide_uncounted(
     }
     // Lookups that fail in storage end the match; the failure is reported after it.
     let failure = Cell::new(None);
+    // From memory while nothing was written (`Store::media_camera`): a default path
+    // ("cam7") would otherwise read and decode the camera's record on every check.
     let camera = match_camera(&check.path, &app.config.media.low_suffix, |path| match app
         .store
-        .camera_id_by_media_path(path)
+        .media_camera(path)
     {
         Ok(found) => found,
         Err(e) => {

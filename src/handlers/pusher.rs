@@ -34,6 +34,12 @@ use crate::pushes::Outbound;
 use crate::shutdown::Shutdown;
 use crate::sockets::SocketSlot;
 
+/// tungstenite's read buffer of a Pusher socket (see `websocket::READ_BUFFER_BYTES`): a
+/// Pusher client only sends subscribes, unsubscribes and pings of a few hundred bytes, and
+/// with a thousand idle sockets the DeviceHive socket's 16 KiB were half of the memory each
+/// one held (bench/README.md, "The push scenario").
+const READ_BUFFER_BYTES: usize = 1024;
+
 /// What a socket does once the upgrade completes.
 enum Opening {
     Serve(SocketSlot),
@@ -85,7 +91,7 @@ pub async fn upgrade(
         let mut ws = WebSocketStream::from_raw_socket(
             TokioIo::new(upgraded),
             Role::Server,
-            Some(socket_config()),
+            Some(socket_config(READ_BUFFER_BYTES)),
         )
         .await;
         match opening {

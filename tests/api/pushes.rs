@@ -394,6 +394,46 @@ async fn subscribe_errors_leave_the_socket_open() {
     );
 }
 
+#[tokio::test]
+async fn frames_longer_than_the_sockets_read_buffer_arrive_whole() {
+    // A Pusher socket reads through a 1 KiB buffer (handlers::pusher::READ_BUFFER_BYTES): a
+    // longer frame must still be read whole, however many reads it takes, and the socket
+    // must go on reading frames after it.
+    let s = TestServer::start().await;
+    let (id, token, _) = client(&s, "lena").await;
+    let mut p = push_socket(&s).await;
+    let user = push_protocol::user_channel(id);
+    let signed = auth(&s, &token, &p.socket_id, &user).await;
+    for pad in [3_000, 100_000] {
+        send(
+            &mut p.ws,
+            json!({"event": "pusher:ping", "data": {"pad": "x".repeat(pad)}}),
+        )
+        .await;
+        assert_eq!(
+            next(&mut p.ws).await,
+            Next::Frame(json!({"event": "pusher:pong", "data": {}})),
+            "a {pad}-byte ping"
+        );
+    }
+    send(
+        &mut p.ws,
+        json!({"event": "pusher:subscribe", "data": {"auth": signed["auth"], "channel": user, "channel_data": "y".repeat(5_000)}}),
+    )
+    .await;
+    assert_eq!(
+        next(&mut p.ws).await,
+        Next::Frame(
+            json!({"event": "pusher_internal:subscription_succeeded", "channel": user, "data": "{}"})
+        )
+    );
+    send(&mut p.ws, json!({"event": "pusher:ping"})).await;
+    assert_eq!(
+        next(&mut p.ws).await,
+        Next::Frame(json!({"event": "pusher:pong", "data": {}}))
+    );
+}
+
 async fn ws_text(p: &mut Push, text: &str) {
     p.ws.send(Message::text(text.to_owned())).await.unwrap();
 }

@@ -1,7 +1,7 @@
 //! What the benchmark tools share: reading a process's CPU time and memory from /proc, the
 //! percentile of a latency sample, the machine line, the TLS client configuration of the load
-//! client, a tiny `--key value` argument reader, and the `SUMMARY` line format that
-//! `bench/compare` reads.
+//! client, a tiny `--key value` argument reader, the `SUMMARY` line format that
+//! `bench/compare` reads, and the precise open-loop pacer of plain-HTTP loads (`paced`).
 
 use std::collections::HashMap;
 use std::error::Error;
@@ -12,6 +12,8 @@ use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, Server
 use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, CryptoProvider};
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{DigitallySignedStruct, SignatureScheme};
+
+pub mod paced;
 
 pub type BenchResult<T> = Result<T, Box<dyn Error + Send + Sync>>;
 

@@ -63,9 +63,15 @@ const DRAIN_LIMIT_BYTES: usize = 4 * 1024 * 1024;
 
 pub(crate) type Socket = WebSocketStream<TokioIo<hyper::upgrade::Upgraded>>;
 
-pub(crate) fn socket_config() -> WebSocketConfig {
+/// tungstenite's read buffer of a DeviceHive socket. tungstenite zero-fills the buffer's free
+/// capacity, up to this size, before every read attempt (`FrameCodec::read_in`), so it is
+/// resident for as long as the socket lives and written on every wake-up of its task; a frame
+/// longer than it still arrives whole (tungstenite reserves the frame's length).
+pub(crate) const READ_BUFFER_BYTES: usize = 16 * 1024;
+
+pub(crate) fn socket_config(read_buffer_bytes: usize) -> WebSocketConfig {
     WebSocketConfig::default()
-        .read_buffer_size(16 * 1024)
+        .read_buffer_size(read_buffer_bytes)
         .write_buffer_size(0)
         .max_write_buffer_size(4 * MAX_MESSAGE_BYTES)
         .max_message_size(Some(MAX_MESSAGE_BYTES))
@@ -105,7 +111,7 @@ pub async fn upgrade(
                 let ws = WebSocketStream::from_raw_socket(
                     TokioIo::new(upgraded),
                     Role::Server,
-                    Some(socket_config()),
+                    Some(socket_config(READ_BUFFER_BYTES)),
                 )
                 .await;
                 let session = SocketSession::new(app.clone(), meta, rest_url);

@@ -13,6 +13,10 @@
 //! `--rate N` paces the connections to N requests/s in all (each sends on its own schedule,
 //! a request late when the previous answer is late), so a latency can be measured at a given
 //! load instead of at saturation, where 32 closed-loop connections measure mostly queueing.
+//! For the plain-HTTP `hook` scenario the pacing is precise (`paced`: per-connection
+//! schedules spread evenly, sent from a `ppoll` loop with microsecond timeouts, latency from
+//! the intended send time); for the TLS scenarios it uses tokio's 1 ms timer and measures from
+//! the actual send.
 //! Scenarios: `baseline` (GET /), `get-self`, `put-self`, `attach`, `login`, `ws`, and `hook`:
 //! MediaMTX's `POST /media/auth` in plain HTTP on `--hook-addr`, each connection with the
 //! stream token and path its user got from `GET /api/v1/cameras/{id}/streams` (over TLS on
@@ -26,7 +30,9 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 
-use vmsd_bench_tools::{client_config, percentile, process_cpu_us, summary, Args, BenchResult};
+use vmsd_bench_tools::{
+    client_config, paced, percentile, process_cpu_us, summary, Args, BenchResult,
+};
 
 /// What the seeder left for the client: tokens, logins, the temporary users to attach to.
 #[derive(Default)]
@@ -536,13 +542,28 @@ async fn run(args: Args) -> BenchResult<()> {
     if scenario == Scenario::Hook {
         let hook_addr = args.required("hook-addr")?.to_owned();
         let mut api = Conn::open(&addr, &tls).await?;
+        let mut requests = Vec::with_capacity(conns);
         for c in 0..conns {
             let token = &fixture
                 .users
                 .get(c)
                 .ok_or_else(|| format!("fixture has no user for connection {c}"))?
                 .1;
-            let request = hook_request(&mut api, token).await?;
+            requests.push(hook_request(&mut api, token).await?);
+        }
+        if rate > 0.0 {
+            let report = paced::run(&paced::Plan {
+                addr: hook_addr,
+                requests,
+                rate,
+                warmup,
+                duration,
+                server_pid,
+            })?;
+            report.print(&label, conns);
+            return Ok(());
+        }
+        for request in requests {
             prepared.push((Conn::open_plain(&hook_addr).await?, vec![request]));
         }
     }

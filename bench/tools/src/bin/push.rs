@@ -4,18 +4,33 @@
 //! user's permissions and, for each, the time from the admin's 200 to the frame reaching the
 //! last socket.
 //!
+//! ```text
 //! push --addr 127.0.0.1:8443 --fixture FILE --server-pid PID [--sockets 1000] [--rounds 50]
+//!      [--hold SECONDS]
+//! ```
+//! `--hold` keeps the sockets open that long after the measurement (to inspect the server's
+//! `/proc/PID/smaps` by hand).
+//!
+//! One thread (a current-thread runtime): every socket's task and the admin's requests run on
+//! the client's one core, and an arrival is recorded without waking another thread. The
+//! client's CPU time per fan-out is printed next to the server's: when the client needs as
+//! much CPU per change as the server, the figure is as much the client's as the server's
+//! (`CLIENT-BOUND`).
 
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
 use rustls_pki_types::ServerName;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::sync::mpsc;
+use tokio::sync::Notify;
 use tokio_rustls::TlsConnector;
 use tokio_tungstenite::tungstenite::Message;
-use vmsd_bench_tools::{client_config, percentile, process_memory_kib, summary, Args, BenchResult};
+use vmsd_bench_tools::{
+    client_config, percentile, process_cpu_us, process_memory_kib, summary, Args, BenchResult,
+};
 
 async fn tls(
     connector: &TlsConnector,
@@ -52,13 +67,43 @@ async fn request(
     Ok((status, body))
 }
 
-#[tokio::main(flavor = "multi_thread", worker_threads = 1)]
+/// The arrivals of one round's event, shared by every socket's task.
+struct Arrivals {
+    base: Instant,
+    count: AtomicUsize,
+    /// Nanoseconds after `base` of the latest arrival.
+    last_ns: AtomicU64,
+    all_in: Notify,
+    expected: usize,
+}
+
+impl Arrivals {
+    fn arrived(&self) {
+        let ns = self.base.elapsed().as_nanos() as u64;
+        self.last_ns.fetch_max(ns, Ordering::Relaxed);
+        if self.count.fetch_add(1, Ordering::Relaxed) + 1 == self.expected {
+            self.all_in.notify_one();
+        }
+    }
+
+    fn reset(&self) {
+        self.count.store(0, Ordering::Relaxed);
+        self.last_ns.store(0, Ordering::Relaxed);
+    }
+}
+
+fn rss_kib(pid: &str) -> BenchResult<u64> {
+    process_memory_kib(pid, "VmRSS")
+}
+
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> BenchResult<()> {
     let args = Args::from_env();
     let addr = args.required("addr")?.to_owned();
     let pid = args.required("server-pid")?.to_owned();
     let sockets: usize = args.parse_or("sockets", 1000)?;
     let rounds: usize = args.parse_or("rounds", 50)?;
+    let hold = args.seconds_or("hold", 0.0)?;
     let fixture = std::fs::read_to_string(args.required("fixture")?)?;
     let admin = fixture
         .lines()
@@ -75,11 +120,24 @@ async fn main() -> BenchResult<()> {
     let connector = TlsConnector::from(client_config()?);
     let channel = format!("private-user.{user_id}");
 
-    let rss_before = process_memory_kib(&pid, "VmRSS")?;
-    // Each socket's task reports every event's arrival time.
-    let (arrivals_tx, mut arrivals) = mpsc::unbounded_channel::<Instant>();
+    let arrivals = Arc::new(Arrivals {
+        base: Instant::now(),
+        count: AtomicUsize::new(0),
+        last_ns: AtomicU64::new(0),
+        all_in: Notify::new(),
+        expected: sockets,
+    });
+    let rss_before = rss_kib(&pid)?;
+    // The RSS after a tenth of the sockets: the slope from there leaves out what the first
+    // sockets set up once (the first TLS sessions, the hub's tables' first allocation).
+    let tenth = (sockets / 10).max(1);
+    let mut rss_tenth = rss_before;
     let mut held = Vec::with_capacity(sockets);
-    for _ in 0..sockets {
+    for n in 0..sockets {
+        if n == tenth {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            rss_tenth = rss_kib(&pid)?;
+        }
         let stream = tls(&connector, &addr).await?;
         let (mut ws, _) =
             tokio_tungstenite::client_async("wss://localhost/pusher/app/key?protocol=7", stream)
@@ -95,6 +153,13 @@ async fn main() -> BenchResult<()> {
             .as_str()
             .ok_or("no socket_id")?
             .to_owned();
+        // A Pusher client pings when it has heard nothing for `activity_timeout`; vmsd closes
+        // a socket silent for twice that (4201), which a slow setup of 1 000 sockets reaches.
+        let activity: u64 = inner["activity_timeout"]
+            .as_str()
+            .and_then(|t| t.parse().ok())
+            .unwrap_or(30);
+        let ping_every = Duration::from_secs((activity / 2).max(1));
         let (status, body) = request(
             &connector,
             &addr,
@@ -112,26 +177,65 @@ async fn main() -> BenchResult<()> {
             Some(Ok(Message::Text(t))) if t.contains("subscription_succeeded") => {}
             other => return Err(format!("subscribe failed: {other:?}").into()),
         }
-        let tx = arrivals_tx.clone();
+        let arrivals = arrivals.clone();
         held.push(tokio::spawn(async move {
-            while let Some(Ok(m)) = ws.next().await {
-                if let Message::Text(t) = m {
-                    if t.contains("permissions_updated") {
-                        let _ = tx.send(Instant::now());
+            let start = tokio::time::Instant::now() + ping_every;
+            let mut ping = tokio::time::interval_at(start, ping_every);
+            loop {
+                tokio::select! {
+                    m = ws.next() => match m {
+                        Some(Ok(Message::Text(t))) => {
+                            if t.contains("permissions_updated") {
+                                arrivals.arrived();
+                            }
+                        }
+                        Some(Ok(_)) => {}
+                        _ => break,
+                    },
+                    _ = ping.tick() => {
+                        let ping = Message::text(r#"{"event":"pusher:ping","data":{}}"#);
+                        if ws.send(ping).await.is_err() {
+                            break;
+                        }
                     }
                 }
             }
         }));
     }
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let rss_after = process_memory_kib(&pid, "VmRSS")?;
-    let per_socket = (rss_after.saturating_sub(rss_before)) as f64 * 1024.0 / sockets as f64;
-    println!("{sockets} sockets subscribed; RSS {rss_before} → {rss_after} KiB, {per_socket:.0} bytes per idle socket");
-    summary("push.rss_per_idle_socket", per_socket / 1024.0, "KiB");
+    let rss_after = rss_kib(&pid)?;
+    let per_socket = (rss_after.saturating_sub(rss_before)) as f64 / sockets as f64;
+    let marginal = (rss_after.saturating_sub(rss_tenth)) as f64 / (sockets - tenth).max(1) as f64;
+    println!(
+        "{sockets} sockets subscribed; server RSS {rss_before} → {rss_tenth} ({tenth} sockets) → \
+         {rss_after} KiB: {per_socket:.1} KiB per idle socket from none, {marginal:.1} KiB per \
+         socket from {tenth} to {sockets}"
+    );
+    summary("push.rss_per_idle_socket", per_socket, "KiB");
+    summary("push.rss_per_idle_socket_marginal", marginal, "KiB");
+
+    // From a known state: a change to what the user already has publishes nothing. This
+    // first change is not measured (it may or may not reach the sockets).
+    let (status, body) = request(
+        &connector,
+        &addr,
+        &format!("PUT /api/admin/v1/users/{user_id} HTTP/1.1\r\nauthorization: Bearer {admin}\r\ncontent-type: application/json"),
+        "{\"permissions\":[]}",
+    )
+    .await?;
+    if status != 200 {
+        return Err(format!("admin change answered {status}: {body}").into());
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
 
     let mut last_frame_us: Vec<u32> = Vec::with_capacity(rounds);
+    let mut admin_us: Vec<u32> = Vec::with_capacity(rounds);
+    let (server0, client0) = (process_cpu_us(&pid)?, process_cpu_us("self")?);
+    let started = Instant::now();
     for round in 0..rounds {
+        arrivals.reset();
         let permissions = if round % 2 == 0 { "[9]" } else { "[]" };
+        let sent = Instant::now();
         let (status, body) = request(
             &connector,
             &addr,
@@ -143,21 +247,50 @@ async fn main() -> BenchResult<()> {
         if status != 200 {
             return Err(format!("admin change answered {status}: {body}").into());
         }
-        let mut last = answered;
-        for _ in 0..sockets {
-            let at = tokio::time::timeout(Duration::from_secs(10), arrivals.recv())
-                .await?
-                .ok_or("sockets gone")?;
-            last = last.max(at);
-        }
-        last_frame_us.push(last.duration_since(answered).as_micros() as u32);
+        tokio::time::timeout(Duration::from_secs(10), arrivals.all_in.notified())
+            .await
+            .map_err(|_| {
+                format!(
+                    "round {round}: {} of {sockets} sockets got the event within 10 s",
+                    arrivals.count.load(Ordering::Relaxed)
+                )
+            })?;
+        let last = arrivals.base + Duration::from_nanos(arrivals.last_ns.load(Ordering::Relaxed));
+        // Frames are queued before the 200 is written: a socket may have its frame first.
+        last_frame_us.push(last.saturating_duration_since(answered).as_micros() as u32);
+        admin_us.push(answered.duration_since(sent).as_micros() as u32);
     }
+    let window = started.elapsed().as_secs_f64();
+    let server_ms = process_cpu_us(&pid)?.saturating_sub(server0) as f64 / 1000.0 / rounds as f64;
+    let client_ms = process_cpu_us("self")?.saturating_sub(client0) as f64 / 1000.0 / rounds as f64;
     last_frame_us.sort_unstable();
-    let p50 = percentile(&last_frame_us, 0.5) as f64 / 1000.0;
-    let p99 = percentile(&last_frame_us, 0.99) as f64 / 1000.0;
-    println!("fan-out to {sockets} sockets over {rounds} admin changes: admin's 200 → last socket's frame p50 {p50:.2} ms, p99 {p99:.2} ms");
+    admin_us.sort_unstable();
+    let ms = |sorted: &[u32], q| percentile(sorted, q) as f64 / 1000.0;
+    let (p50, p99) = (ms(&last_frame_us, 0.5), ms(&last_frame_us, 0.99));
+    let per_round_ms = window * 1000.0 / rounds as f64;
+    println!(
+        "fan-out to {sockets} sockets over {rounds} admin changes: admin's 200 → last socket's \
+         frame p50 {p50:.2} ms, p99 {p99:.2} ms; admin's request → 200 p50 {:.2} ms; CPU per \
+         change (request, fan-out and 1 000 frames read): server {server_ms:.1} ms, client \
+         {client_ms:.1} ms of {per_round_ms:.1} ms{}",
+        ms(&admin_us, 0.5),
+        // The client reads as many frames as the server writes: when it needs as much CPU
+        // per change, the fan-out time is as much the client's as the server's.
+        if client_ms >= 0.9 * server_ms {
+            "  CLIENT-BOUND (the client needs as much CPU per change as the server)"
+        } else {
+            ""
+        }
+    );
     summary("push.fanout_p50", p50, "ms");
     summary("push.fanout_p99", p99, "ms");
+    summary("push.admin_p50", ms(&admin_us, 0.5), "ms");
+    summary("push.server_cpu_per_change", server_ms, "ms");
+    summary("push.client_cpu_per_change", client_ms, "ms");
+    if !hold.is_zero() {
+        println!("holding the sockets for {} s", hold.as_secs_f64());
+        tokio::time::sleep(hold).await;
+    }
     for h in held {
         h.abort();
     }
