@@ -40,6 +40,10 @@ pub struct App {
     /// Held from an "another active administrator remains" check to its commit, so that two
     /// changes cannot each demote, disable or delete one of the last two administrators.
     pub admin_changes: tokio::sync::Mutex<()>,
+    /// Held by each housekeeping round (`housekeeping::pass`), which removes dead sessions
+    /// and old audit entries at any moment; whoever needs the store to stay still between
+    /// two reads holds it too (the tests' before/after snapshots of a refused call).
+    pub housekeeping_round: tokio::sync::Mutex<()>,
     /// Signs and checks stream tokens (SPEC §8); its secret is generated at first start and
     /// kept in the store, so backups carry it and a restart keeps tokens valid.
     pub stream_key: StreamKey,
@@ -151,6 +155,7 @@ impl App {
             sockets: Sockets::default(),
             pushes,
             admin_changes: tokio::sync::Mutex::new(()),
+            housekeeping_round: tokio::sync::Mutex::new(()),
             stream_key,
             media_refusals: RefusalCounts::default(),
             shutting_down: AtomicBool::new(false),

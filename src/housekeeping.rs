@@ -36,6 +36,7 @@ pub async fn run(app: Arc<App>, mut shutdown: Shutdown) {
 /// One round of housekeeping: expired sessions, audit entries beyond
 /// `limits.audit_max_entries`, idle hashing memory.
 pub async fn pass(app: &Arc<App>) {
+    let _round = app.housekeeping_round.lock().await;
     let worker = app.clone();
     let keep = app.config.limits.audit_max_entries;
     let done =

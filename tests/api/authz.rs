@@ -357,6 +357,9 @@ async fn every_route_answers_each_kind_of_caller_exactly() {
             };
             let (access, call) = plan(&m, endpoint, pattern, account).await;
             let what = format!("{caller:?} {method} {}", call.path);
+            // The expired caller's session is dead: a housekeeping round may remove it at any
+            // moment, which must not fall between the two snapshots.
+            let _still = m.s.app.housekeeping_round.lock().await;
             let before = Snapshot::of(&m.s.app.store).stable();
             let r =
                 m.s.call(
