@@ -26,6 +26,8 @@
 //! - `accounts`     — creating, changing and deleting accounts (`AccountError`), audited.
 //! - `auth`         — tokens and the caller behind one (`AuthError`).
 //! - `login`        — login, logout and session revocation (`LoginError`).
+//! - `directory/`   — directory accounts (SPEC §10, feature `directory`): the LDAP client,
+//!   the group → role mapping, directory accounts' writes and the background sync.
 //! - `throttle`     — per-account lockout and per-IP login throttling, in memory.
 //! - `password`     — argon2id hashing off the runtime behind a bounded queue.
 //! - `sockets`      — the registry of open WebSockets.
@@ -51,6 +53,8 @@ pub mod auth;
 pub mod backup;
 pub mod config;
 pub mod daemon;
+#[cfg(feature = "directory")]
+pub mod directory;
 pub mod error;
 pub(crate) mod files;
 pub mod handlers;
