@@ -45,6 +45,9 @@ pub struct App {
     pub stream_key: StreamKey,
     /// The media hook's refusals since start.
     pub media_refusals: RefusalCounts,
+    /// Directory logins and the sync (SPEC §10); `None` without `[directory]`.
+    #[cfg(feature = "directory")]
+    pub directory: Option<Arc<crate::directory::Directory>>,
     shutting_down: AtomicBool,
 }
 
@@ -141,6 +144,13 @@ impl App {
         ));
         store.set_notice_sink(pushes.clone());
         let stream_key = load_stream_key(&store)?;
+        #[cfg(feature = "directory")]
+        let directory = match config.directory.clone() {
+            Some(d) => Some(Arc::new(
+                crate::directory::Directory::new(d).map_err(StartError::Other)?,
+            )),
+            None => None,
+        };
         let app = App {
             config,
             store,
@@ -153,6 +163,8 @@ impl App {
             admin_changes: tokio::sync::Mutex::new(()),
             stream_key,
             media_refusals: RefusalCounts::default(),
+            #[cfg(feature = "directory")]
+            directory,
             shutting_down: AtomicBool::new(false),
         };
         Ok(app)

@@ -250,6 +250,7 @@ pub fn special_user_view(
         "admin_camera_groups": [],
         "dhcp_subnet_groups": [],
         "access_token_id": access_token_id,
+        "source": account.source(),
     })
 }
 
@@ -478,6 +479,7 @@ pub fn regular_user_list_item(account: &Account) -> Value {
         "created_at": fmt_resource(account.created_at),
         "user_type": account.user_type.as_str(),
         "parent_id": account.parent_id,
+        "source": account.source(),
     })
 }
 
@@ -510,6 +512,7 @@ pub fn admin_user_view(
         "login": account.login,
         "created_at": fmt_resource(account.created_at),
         "user_type": account.user_type.as_str(),
+        "source": account.source(),
         "parent_id": account.parent_id,
         "cameras": cameras,
         "subusers": subusers.iter().map(|s| json!({
@@ -570,6 +573,7 @@ mod tests {
             expired_at: None,
             ptz_priority: None,
             billing_info: None,
+            directory: None,
         };
         let pools = [
             Pool { all: 5, used: 2 },

@@ -7,11 +7,11 @@
 //!   failover across `urls`, search + bind, group reads.
 //! - `account` — creating and updating the vmsd account of a directory person inside a store
 //!   transaction, at login and by the sync.
-//! - `sync`    — the background sync that re-reads every directory account by its id.
-//!
-//! The login flow itself is in `login`, beside the local one.
+//! - `login`   — the directory half of the login (the crate's `login` hands it over).
 
+pub mod account;
 pub mod ldap;
+pub mod login;
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
