@@ -1,0 +1,482 @@
+//! Directory accounts (SPEC §10) against a real OpenLDAP (`slapd.rs`): logins of mapped
+//! people (accounts created with their maps united), refusals (wrong or empty password,
+//! filter injection, no map, two entries), the directory down (503 while local logins work),
+//! failover to the second URL, TLS (LDAPS, StartTLS, a wrong CA), group changes at the next
+//! login, the fields only the directory changes (403), and the background sync.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use serde_json::json;
+
+use vmsd::config::{DirectoryConfig, DirectoryMap, MapRole, SecretString};
+
+use crate::admin_support::create_group;
+use crate::common::{assert_field_error, TestServer, ADMIN_PASSWORD};
+use crate::slapd::{Slapd, GROUPS, PEOPLE, SERVICE_DN, SERVICE_PW};
+use crate::video::create_camera;
+use crate::websocket::{admin_socket, call, error, success};
+
+const FILTER: &str = "(&(objectClass=inetOrgPerson)(uid={login}))";
+const MSG_CREDENTIALS: &str = "These credentials do not match our records.";
+const MSG_NOT_ALLOWED: &str = "This account is not allowed on this box.";
+
+/// Camera 1 (no group), camera 2, camera 3 in camera group 1: created in this order by
+/// `Fixture::start`, so the maps can name their ids.
+fn maps() -> Vec<DirectoryMap> {
+    vec![
+        DirectoryMap {
+            group: format!("cn=vms-admins,{GROUPS}"),
+            role: MapRole::Admin,
+            permissions: vec![],
+            cameras: vec![],
+            camera_groups: vec![],
+        },
+        DirectoryMap {
+            group: format!("cn=guards,{GROUPS}"),
+            role: MapRole::User,
+            // archives-show, ptz
+            permissions: vec![12, 15],
+            cameras: vec![1, 2],
+            camera_groups: vec![],
+        },
+        DirectoryMap {
+            // Written as an operator might: other case, spaces.
+            group: format!("CN=Site-2, {GROUPS}"),
+            role: MapRole::User,
+            // archives-download
+            permissions: vec![13],
+            cameras: vec![2],
+            camera_groups: vec![1],
+        },
+    ]
+}
+
+pub fn directory_config(slapd: &Slapd, urls: Vec<String>) -> DirectoryConfig {
+    DirectoryConfig {
+        urls,
+        ca_file: Some(slapd.ca.clone()),
+        bind_dn: Some(SERVICE_DN.into()),
+        bind_password: Some(SecretString::new(SERVICE_PW.into())),
+        user_base: PEOPLE.into(),
+        user_filter: FILTER.into(),
+        name_attribute: "displayName".into(),
+        timeout: Duration::from_secs(2),
+        sync_interval: Duration::ZERO,
+        maps: maps(),
+        ..DirectoryConfig::default()
+    }
+}
+
+struct Fixture {
+    slapd: Slapd,
+    s: TestServer,
+    admin: String,
+}
+
+impl Fixture {
+    /// slapd with alice (guards + site-2), bob (no group), carol (vms-admins + site-2); vmsd with
+    /// `[directory]` over LDAPS and the three cameras.
+    async fn start() -> Fixture {
+        Self::start_with(|_, _| {}).await
+    }
+
+    async fn start_with(adjust: impl FnOnce(&Slapd, &mut DirectoryConfig)) -> Fixture {
+        let slapd = Slapd::start();
+        slapd.add_person("alice", "Alice Liddell", "alice-password");
+        slapd.add_person("bob", "Bob", "bob-password");
+        slapd.add_person("carol", "Carol", "carol-password");
+        // groupOfNames needs a member: "dave" (no entry) keeps groups valid when alice leaves.
+        slapd.add_group("guards", &["alice", "dave"]);
+        slapd.add_group("site-2", &["alice", "carol"]);
+        slapd.add_group("vms-admins", &["carol"]);
+        let mut d = directory_config(&slapd, vec![slapd.ldaps_url()]);
+        adjust(&slapd, &mut d);
+        let s = TestServer::start_with(|c| {
+            c.auth.ip_login_limit = 100_000;
+            c.directory = Some(d);
+        })
+        .await;
+        let admin = s.admin_token().await;
+        let group = create_group(&s, &admin, "Site 2", None).await;
+        assert_eq!(group, 1);
+        for (n, body) in [
+            json!({"name": "Gate"}),
+            json!({"name": "Yard"}),
+            json!({"name": "Hall", "group_id": group}),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            assert_eq!(create_camera(&s, &admin, body).await, n as u64 + 1);
+        }
+        Fixture { slapd, s, admin }
+    }
+
+    fn account(&self, id: u64) -> vmsd::model::Account {
+        self.s.app.store.account(id).unwrap().unwrap()
+    }
+
+    fn audit_actions(&self, id: u64) -> Vec<(Option<u64>, String, Vec<String>)> {
+        self.s
+            .app
+            .store
+            .account_events(id, 100)
+            .unwrap()
+            .into_iter()
+            .map(|e| (e.actor_id, e.action, e.fields))
+            .collect()
+    }
+}
+
+#[tokio::test]
+async fn a_mapped_person_logs_in_and_gets_an_account_with_the_maps_united() {
+    let f = Fixture::start().await;
+    let r = f.s.try_login("Alice", "alice-password", &[]).await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    assert!(r.body["access_token"]
+        .as_str()
+        .is_some_and(|t| !t.is_empty()));
+    let id = r.body["user"]["id"].as_u64().unwrap();
+    assert_eq!(r.body["user"]["login"], "alice");
+    assert_eq!(r.body["user"]["name"], "Alice Liddell");
+    let a = f.account(id);
+    assert_eq!(a.user_type, vmsd::model::UserType::User);
+    assert_eq!(a.source(), "directory");
+    assert!(!a.can_update_password);
+    assert_eq!(a.password_hash, "", "no local password hash");
+    // guards (12, 15; cameras 1, 2) ∪ site-2 (13; camera 2 and camera group 1: camera 3).
+    assert_eq!(a.permissions, BTreeSet::from([12, 13, 15]));
+    assert_eq!(a.cameras, BTreeSet::from([1, 2, 3]));
+    let uuid = &a.directory.as_ref().unwrap().id;
+    assert_eq!(uuid.len(), 36, "entryUUID keys the account: {uuid}");
+    // The admin view says where it comes from; the audit log says who made it.
+    let view =
+        f.s.get(&format!("/api/admin/v1/users/{id}"), &f.admin)
+            .await;
+    assert_eq!(view.status, 200, "{:?}", view.body);
+    assert_eq!(view.body["source"], "directory");
+    let events = f.audit_actions(id);
+    assert!(
+        events.iter().any(|(actor, action, fields)| actor.is_none()
+            && action == "directory_created"
+            && fields.contains(&"permissions".to_owned())),
+        "{events:?}"
+    );
+    // The token works, and a second login finds the same account (keyed by entryUUID).
+    let token = r.body["access_token"].as_str().unwrap();
+    assert_eq!(f.s.self_status(token).await, 200);
+    let again = f.s.try_login("alice", "alice-password", &[]).await;
+    assert_eq!(again.status, 200, "{:?}", again.body);
+    assert_eq!(again.body["user"]["id"], id);
+
+    // An admin-mapped person logs in at the admin route, and not at the client route.
+    let r = f.s.try_admin_login("carol", "carol-password").await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    let carol = f.account(r.body["user"]["id"].as_u64().unwrap());
+    assert_eq!(carol.user_type, vmsd::model::UserType::Admin);
+    assert!(carol.cameras.is_empty());
+    let r = f.s.try_login("carol", "carol-password", &[]).await;
+    assert_field_error(&r, "login", &[MSG_CREDENTIALS]);
+}
+
+#[tokio::test]
+async fn wrong_password_is_the_usual_422_and_counts_towards_the_lockout() {
+    let f = Fixture::start_with(|_, _| {}).await;
+    let threshold = f.s.app.config.auth.lockout_threshold as usize;
+    // Before the account exists the failures count under the login.
+    for _ in 0..threshold {
+        let r = f.s.try_login("alice", "wrong-password", &[]).await;
+        assert_field_error(&r, "login", &[MSG_CREDENTIALS]);
+    }
+    let r = f.s.try_login("alice", "alice-password", &[]).await;
+    assert_eq!(r.status, 429, "{:?}", r.body);
+    assert!(r.header("retry-after").is_some());
+    // Another person is not locked.
+    let r = f.s.try_login("bob", "wrong-password", &[]).await;
+    assert_field_error(&r, "login", &[MSG_CREDENTIALS]);
+}
+
+#[tokio::test]
+async fn wrong_password_of_an_existing_directory_account_locks_it_out() {
+    let f = Fixture::start().await;
+    let id = f.s.try_login("alice", "alice-password", &[]).await.body["user"]["id"]
+        .as_u64()
+        .unwrap();
+    let threshold = f.s.app.config.auth.lockout_threshold as usize;
+    for _ in 0..threshold {
+        let r = f.s.try_login("alice", "nope-nope", &[]).await;
+        assert_field_error(&r, "login", &[MSG_CREDENTIALS]);
+    }
+    assert!(f.s.app.throttle.is_locked_out(id));
+    let r = f.s.try_login("alice", "alice-password", &[]).await;
+    assert_eq!(r.status, 429, "{:?}", r.body);
+    let events = f.audit_actions(id);
+    assert!(
+        events.iter().any(|(_, action, _)| action == "lockout"),
+        "{events:?}"
+    );
+}
+
+#[tokio::test]
+async fn an_empty_password_is_refused_without_reaching_the_directory() {
+    let f = Fixture::start().await;
+    let before = f.slapd.connections();
+    let alice = format!("uid=alice,{PEOPLE}");
+    let binds = f.slapd.binds_of(&alice);
+    let r = f.s.try_login("alice", "", &[]).await;
+    assert_field_error(&r, "login", &[MSG_CREDENTIALS]);
+    // slapd logs asynchronously: give a connection that should not exist time to show.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(f.slapd.connections(), before, "vmsd connected to slapd");
+    assert_eq!(f.slapd.binds_of(&alice), binds);
+    // The same login with its password does reach it.
+    let r = f.s.try_login("alice", "alice-password", &[]).await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(f.slapd.connections() > before);
+    assert_eq!(f.slapd.binds_of(&alice), binds + 1);
+}
+
+#[tokio::test]
+async fn filter_metacharacters_in_a_login_cannot_widen_the_search() {
+    let f = Fixture::start().await;
+    // Unescaped, each of these would find alice (or everyone) with alice's password.
+    for login in [
+        "*",
+        "a*",
+        "*)(uid=*",
+        "alice)(|(uid=*",
+        "\\2a",
+        "ali\\",
+        "alice\0",
+        "*\0*",
+    ] {
+        let r = f.s.try_login(login, "alice-password", &[]).await;
+        assert_field_error(&r, "login", &[MSG_CREDENTIALS]);
+    }
+    assert_eq!(f.s.app.store.account_by_login("alice").unwrap(), None);
+    // The escaping reached slapd as escapes, not as wildcards.
+    let log = f.slapd.log();
+    assert!(
+        log.contains("(uid=\\2A)") || log.contains("(uid=\\2a)"),
+        "{log}"
+    );
+}
+
+#[tokio::test]
+async fn a_person_in_no_mapped_group_is_not_allowed_on_this_box() {
+    let f = Fixture::start().await;
+    let r = f.s.try_login("bob", "bob-password", &[]).await;
+    assert_field_error(&r, "login", &[MSG_NOT_ALLOWED]);
+    assert_eq!(f.s.app.store.account_by_login("bob").unwrap(), None);
+    // A wrong password still answers the credentials message, not this one.
+    let r = f.s.try_login("bob", "bob-wrong", &[]).await;
+    assert_field_error(&r, "login", &[MSG_CREDENTIALS]);
+}
+
+#[tokio::test]
+async fn a_login_that_two_entries_match_is_refused() {
+    let f = Fixture::start().await;
+    f.slapd.add(&format!(
+        "dn: ou=contractors,{PEOPLE}\nobjectClass: organizationalUnit\nou: contractors\n\n\
+         dn: uid=alice,ou=contractors,{PEOPLE}\nobjectClass: inetOrgPerson\nuid: alice\n\
+         cn: Other Alice\nsn: A\nuserPassword: alice-password\n"
+    ));
+    let r = f.s.try_login("alice", "alice-password", &[]).await;
+    assert_field_error(&r, "login", &[MSG_CREDENTIALS]);
+}
+
+#[tokio::test]
+async fn directory_down_answers_503_while_local_logins_keep_working() {
+    let mut f = Fixture::start().await;
+    let token = f.s.login_ok_directory("alice").await;
+    f.slapd.stop();
+    let r = f.s.try_login("alice", "alice-password", &[]).await;
+    assert_eq!(r.status, 503, "{:?}", r.body);
+    assert_eq!(r.body, json!({"message": "Service Unavailable."}));
+    let retry: u64 = r.header("retry-after").unwrap().parse().unwrap();
+    assert!(retry >= 1);
+    // A new person too: nothing is cached.
+    let r = f.s.try_login("carol", "carol-password", &[]).await;
+    assert_eq!(r.status, 503, "{:?}", r.body);
+    // The local admin logs in; the open directory session keeps working.
+    let r = f.s.try_admin_login("admin", ADMIN_PASSWORD).await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    assert_eq!(f.s.self_status(&token).await, 200);
+    // No failure was counted: many attempts while down do not lock alice out.
+    for _ in 0..f.s.app.config.auth.lockout_threshold {
+        let r = f.s.try_login("alice", "alice-password", &[]).await;
+        assert_eq!(r.status, 503);
+    }
+    f.slapd.launch();
+    let r = f.s.try_login("alice", "alice-password", &[]).await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+}
+
+#[tokio::test]
+async fn the_second_url_is_used_when_the_first_is_down() {
+    let f = Fixture::start_with(|slapd, d| {
+        // Nothing listens on the first (a port just freed); the second is slapd over StartTLS.
+        let dead = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        d.urls = vec![format!("ldaps://127.0.0.1:{dead}"), slapd.ldap_url()];
+        d.start_tls = true;
+    })
+    .await;
+    let r = f.s.try_login("alice", "alice-password", &[]).await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    // StartTLS, not plain LDAP, carried the bind.
+    assert!(f.slapd.log().contains("STARTTLS"), "{}", f.slapd.log());
+}
+
+#[tokio::test]
+async fn a_server_whose_certificate_the_ca_file_does_not_vouch_for_is_refused() {
+    let f = Fixture::start_with(|slapd, d| d.ca_file = Some(slapd.wrong_ca.clone())).await;
+    let alice = format!("uid=alice,{PEOPLE}");
+    let r = f.s.try_login("alice", "alice-password", &[]).await;
+    assert_eq!(r.status, 503, "{:?}", r.body);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        f.slapd.binds_of(&alice),
+        0,
+        "the password crossed an untrusted TLS"
+    );
+    assert_eq!(f.slapd.binds_of(SERVICE_DN), 0);
+}
+
+#[tokio::test]
+async fn a_group_change_is_picked_up_at_the_next_login() {
+    let f = Fixture::start().await;
+    let id = f.s.try_login("alice", "alice-password", &[]).await.body["user"]["id"]
+        .as_u64()
+        .unwrap();
+    f.slapd.leave_group("site-2", "alice");
+    let r = f.s.try_login("alice", "alice-password", &[]).await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    let a = f.account(id);
+    assert_eq!(a.permissions, BTreeSet::from([12, 15]));
+    assert_eq!(a.cameras, BTreeSet::from([1, 2]));
+    let events = f.audit_actions(id);
+    assert!(
+        events.iter().any(|(actor, action, fields)| actor.is_none()
+            && action == "directory_login"
+            && fields == &["permissions".to_owned(), "cameras".to_owned()]),
+        "{events:?}"
+    );
+    // Promoted to the admin group: an admin now (and the client route no longer takes it).
+    f.slapd.join_group("vms-admins", "alice");
+    let r = f.s.try_admin_login("alice", "alice-password").await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    assert_eq!(f.account(id).user_type, vmsd::model::UserType::Admin);
+    // Out of every mapped group: refused.
+    for g in ["guards", "vms-admins"] {
+        f.slapd.leave_group(g, "alice");
+    }
+    let r = f.s.try_admin_login("alice", "alice-password").await;
+    assert_field_error(&r, "login", &[MSG_NOT_ALLOWED]);
+}
+
+#[tokio::test]
+async fn what_the_directory_manages_cannot_be_changed_or_deleted_over_the_api() {
+    let f = Fixture::start().await;
+    let r = f.s.try_login("alice", "alice-password", &[]).await;
+    let id = r.body["user"]["id"].as_u64().unwrap();
+    let token = r.body["access_token"].as_str().unwrap().to_owned();
+    let path = format!("/api/admin/v1/users/{id}");
+    // REST: the admin's permission and camera changes, the delete, the own password.
+    for body in [
+        json!({"permissions": [12]}),
+        json!({"cameras_to_detach": [1]}),
+    ] {
+        let r =
+            f.s.call("PUT", &path, Some(&f.admin), Some(body.clone()))
+                .await;
+        assert_eq!(r.status, 403, "{body}: {:?}", r.body);
+        assert_eq!(r.body, json!({"message": "This action is unauthorized."}));
+    }
+    let r = f.s.call("DELETE", &path, Some(&f.admin), None).await;
+    assert_eq!(r.status, 403, "{:?}", r.body);
+    assert_eq!(r.body, json!({"message": "This action is unauthorized."}));
+    let r =
+        f.s.call(
+            "PUT",
+            "/api/v1/users/self",
+            Some(&token),
+            Some(json!({"password": "new-password-1", "password_confirmation": "new-password-1"})),
+        )
+        .await;
+    assert_eq!(r.status, 403, "{:?}", r.body);
+    // The DeviceHive socket (whose user has no name): login, password and role are the
+    // directory's.
+    let mut ws = admin_socket(&f.s).await;
+    for (n, user) in [
+        json!({"login": "mallory"}),
+        json!({"password": "new-password-1"}),
+        json!({"role": 0}),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let r = call(
+            &mut ws,
+            json!({"action": "user/update", "requestId": n, "userId": id, "user": user}),
+        )
+        .await;
+        assert_eq!(
+            r,
+            error("user/update", json!(n), 403, "Access is denied"),
+            "{user}"
+        );
+    }
+    let a = f.account(id);
+    assert_eq!(
+        (a.login.as_str(), a.name.as_str()),
+        ("alice", "Alice Liddell")
+    );
+    assert_eq!((a.permissions.len(), a.cameras.len()), (3, 3));
+    assert_eq!(a.user_type, vmsd::model::UserType::User);
+    assert_eq!(f.s.self_status(&token).await, 200);
+    // The box's own fields stay the box's: an admin-set disable sticks, even at the next
+    // login through the directory, until an admin lifts it.
+    let status = |n: u8| json!({"action": "user/update", "requestId": 9, "userId": id, "user": {"status": n}});
+    assert_eq!(
+        call(&mut ws, status(2)).await,
+        success("user/update", json!(9))
+    );
+    assert_eq!(f.s.self_status(&token).await, 401);
+    let r = f.s.try_login("alice", "alice-password", &[]).await;
+    assert_field_error(&r, "login", &["This account is disabled."]);
+    assert_eq!(
+        call(&mut ws, status(0)).await,
+        success("user/update", json!(9))
+    );
+    let r = f.s.try_login("alice", "alice-password", &[]).await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+}
+
+#[tokio::test]
+async fn a_local_account_keeps_its_login_and_a_colliding_directory_person_is_refused() {
+    let f = Fixture::start().await;
+    f.s.create_account("alice", "local-password-1", vmsd::model::UserType::User);
+    // The local account is checked locally, with its own password...
+    let r = f.s.try_login("alice", "local-password-1", &[]).await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    // ...and the directory's password for that login is a wrong password.
+    let r = f.s.try_login("alice", "alice-password", &[]).await;
+    assert_field_error(&r, "login", &[MSG_CREDENTIALS]);
+}
+
+impl TestServer {
+    /// A directory login at the client route that must succeed; its token.
+    async fn login_ok_directory(&self, login: &str) -> String {
+        let r = self
+            .try_login(login, &format!("{login}-password"), &[])
+            .await;
+        assert_eq!(r.status, 200, "{login}: {:?}", r.body);
+        r.body["access_token"].as_str().unwrap().to_owned()
+    }
+}
