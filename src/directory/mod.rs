@@ -8,10 +8,12 @@
 //! - `account` — creating and updating the vmsd account of a directory person inside a store
 //!   transaction, at login and by the sync.
 //! - `login`   — the directory half of the login (the crate's `login` hands it over).
+//! - `sync`    — the background sync that re-reads every directory account by its id.
 
 pub mod account;
 pub mod ldap;
 pub mod login;
+pub mod sync;
 
 use std::collections::BTreeSet;
 use std::sync::Arc;

@@ -2,7 +2,9 @@
 //! people (accounts created with their maps united), refusals (wrong or empty password,
 //! filter injection, no map, two entries), the directory down (503 while local logins work),
 //! failover to the second URL, TLS (LDAPS, StartTLS, a wrong CA), group changes at the next
-//! login, the fields only the directory changes (403), and the background sync.
+//! login, the fields only the directory changes (403), and the background sync (group
+//! changes with their pushes, deleted people disabled with their sessions and stream tokens,
+//! the "nothing found, disable nobody" guard).
 
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -10,11 +12,18 @@ use std::time::Duration;
 use serde_json::json;
 
 use vmsd::config::{DirectoryConfig, DirectoryMap, MapRole, SecretString};
+use vmsd::directory::sync;
+use vmsd::push_protocol;
 
 use crate::admin_support::create_group;
-use crate::common::{assert_field_error, TestServer, ADMIN_PASSWORD};
+use crate::common::{assert_field_error, Reply, TestServer, ADMIN_PASSWORD};
+use crate::pushes::{
+    assert_event, assert_silent, current_token_id, next, subscribed, user_push, Next,
+};
 use crate::slapd::{Slapd, GROUPS, PEOPLE, SERVICE_DN, SERVICE_PW};
-use crate::video::create_camera;
+use crate::video::{
+    assert_allowed, assert_unauthenticated, create_camera, mediamtx_1_19, token_of,
+};
 use crate::websocket::{admin_socket, call, error, success};
 
 const FILTER: &str = "(&(objectClass=inetOrgPerson)(uid={login}))";
@@ -479,4 +488,163 @@ impl TestServer {
         assert_eq!(r.status, 200, "{login}: {:?}", r.body);
         r.body["access_token"].as_str().unwrap().to_owned()
     }
+}
+
+/// One sync now, as the background task runs it every `sync_interval`.
+async fn sync(s: &TestServer) -> Result<sync::Report, sync::SyncError> {
+    sync::sync(&s.app, s.app.directory.as_ref().unwrap()).await
+}
+
+/// The stream token of camera 1 for `token`, and the media hook's answer to it.
+async fn stream_check(s: &TestServer, token: &str, stream: Option<&str>) -> (String, Reply) {
+    let stream = match stream {
+        Some(t) => t.to_owned(),
+        None => {
+            let r = s.get("/api/v1/cameras/1/streams", token).await;
+            assert_eq!(r.status, 200, "streams: {:?}", r.body);
+            token_of(r.body["url"].as_str().unwrap())
+        }
+    };
+    let r = s
+        .hook_post(&mediamtx_1_19(
+            "read",
+            "cam1",
+            "",
+            "",
+            &format!("token={stream}"),
+        ))
+        .await;
+    (stream, r)
+}
+
+#[tokio::test]
+async fn the_sync_follows_group_changes_and_disables_people_gone_from_the_directory() {
+    let f = Fixture::start().await;
+    let r = f.s.try_login("alice", "alice-password", &[]).await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    let id = r.body["user"]["id"].as_u64().unwrap();
+    let token = r.body["access_token"].as_str().unwrap().to_owned();
+    let token_id = current_token_id(&f.s, &token).await;
+    let mut p = subscribed(&f.s, id, &token, &token_id).await;
+    let (stream, r) = stream_check(&f.s, &token, None).await;
+    assert_allowed(&r, "alice watches camera 1");
+
+    // Nothing changed: nothing written, nothing pushed.
+    let report = sync(&f.s).await.unwrap();
+    assert_eq!(
+        (report.accounts, report.updated, report.disabled),
+        (1, 0, 0)
+    );
+    assert_silent(&mut p, Duration::from_millis(200)).await;
+
+    // Out of site-2: archives-download and cameras 3 go, with their pushes.
+    f.slapd.leave_group("site-2", "alice");
+    let report = sync(&f.s).await.unwrap();
+    assert_eq!((report.updated, report.disabled), (1, 0));
+    let a = f.account(id);
+    assert_eq!(a.permissions, BTreeSet::from([12, 15]));
+    assert_eq!(a.cameras, BTreeSet::from([1, 2]));
+    let user = push_protocol::user_channel(id);
+    assert_event(
+        next(&mut p.ws).await,
+        &user,
+        "App\\Events\\UserPush",
+        user_push("permissions_updated", json!({})),
+    );
+    assert_event(
+        next(&mut p.ws).await,
+        &user,
+        "App\\Events\\UserPush",
+        user_push("cameras_updated", json!({"attached": [], "detached": [3]})),
+    );
+    assert_eq!(f.s.self_status(&token).await, 200);
+
+    // Deleted from the directory: disabled, sessions revoked (logout pushed), stream refused.
+    // (Carol has an account too: were alice the only one, her absence would be "the
+    // searches found nobody", and nobody is disabled then.)
+    let r = f.s.try_admin_login("carol", "carol-password").await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    f.slapd.delete(&format!("uid=alice,{PEOPLE}"));
+    let report = sync(&f.s).await.unwrap();
+    assert_eq!(
+        (report.accounts, report.updated, report.disabled),
+        (2, 0, 1)
+    );
+    assert_event(
+        next(&mut p.ws).await,
+        &push_protocol::token_channel(&token_id),
+        "App\\Events\\TokenPush",
+        json!({"subject": "logout", "data": {"type": "logout", "status": "ok", "data": {}}}),
+    );
+    assert_eq!(next(&mut p.ws).await, Next::Closed(4009));
+    assert_eq!(f.s.self_status(&token).await, 401);
+    let (_, r) = stream_check(&f.s, &token, Some(&stream)).await;
+    assert_unauthenticated(&r, "after the sync disabled alice");
+    let a = f.account(id);
+    assert_eq!(a.status, 2);
+    assert!(a.directory.as_ref().unwrap().sync_disabled);
+    let events = f.audit_actions(id);
+    assert!(
+        events.iter().any(|(actor, action, fields)| actor.is_none()
+            && action == "directory_sync"
+            && fields == &["status".to_owned()]),
+        "{events:?}"
+    );
+    // A second sync does not disable (or audit) again.
+    let report = sync(&f.s).await.unwrap();
+    assert_eq!(report.disabled, 0);
+}
+
+#[tokio::test]
+async fn a_sync_whose_searches_find_nobody_disables_nobody() {
+    let mut f = Fixture::start().await;
+    let alice = f.s.login_ok_directory("alice").await;
+    let r = f.s.try_admin_login("carol", "carol-password").await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    let carol = r.body["access_token"].as_str().unwrap().to_owned();
+    // The directory unreachable: nothing changes either.
+    f.slapd.stop();
+    assert!(matches!(
+        sync(&f.s).await,
+        Err(sync::SyncError::Directory(
+            vmsd::directory::DirectoryError::Unavailable(_)
+        ))
+    ));
+    f.slapd.launch();
+    // An empty replica: every person gone at once.
+    for uid in ["alice", "bob", "carol"] {
+        f.slapd.delete(&format!("uid={uid},{PEOPLE}"));
+    }
+    let e = sync(&f.s).await.unwrap_err();
+    assert!(
+        matches!(e, sync::SyncError::NothingFound { accounts: 2 }),
+        "{e}"
+    );
+    assert_eq!(f.s.self_status(&alice).await, 200);
+    assert_eq!(f.s.self_status(&carol).await, 200);
+    for account in f.s.app.store.accounts() {
+        assert_eq!(account.unwrap().status, 0);
+    }
+}
+
+#[tokio::test]
+async fn a_sync_disable_of_an_unmapped_person_is_lifted_when_a_map_matches_again() {
+    let f = Fixture::start().await;
+    let token = f.s.login_ok_directory("alice").await;
+    let id = f.s.app.store.account_by_login("alice").unwrap().unwrap().id;
+    for g in ["guards", "site-2"] {
+        f.slapd.leave_group(g, "alice");
+    }
+    assert_eq!(sync(&f.s).await.unwrap().disabled, 1);
+    assert_eq!(f.s.self_status(&token).await, 401);
+    let r = f.s.try_login("alice", "alice-password", &[]).await;
+    assert_field_error(&r, "login", &[MSG_NOT_ALLOWED]);
+    // Back in guards: the next sync re-enables the account with the guards' rights...
+    f.slapd.join_group("guards", "alice");
+    assert_eq!(sync(&f.s).await.unwrap().updated, 1);
+    let a = f.account(id);
+    assert_eq!(a.status, 0);
+    assert_eq!(a.cameras, BTreeSet::from([1, 2]));
+    // ...and the login works again.
+    f.s.login_ok_directory("alice").await;
 }
