@@ -9,10 +9,12 @@
 //!   transaction, at login and by the sync.
 //! - `login`   — the directory half of the login (the crate's `login` hands it over).
 //! - `sync`    — the background sync that re-reads every directory account by its id.
+//! - `probe`   — `vmsd directory test LOGIN`: one login tried, nothing written.
 
 pub mod account;
 pub mod ldap;
 pub mod login;
+pub mod probe;
 pub mod sync;
 
 use std::collections::BTreeSet;

@@ -648,3 +648,107 @@ async fn a_sync_disable_of_an_unmapped_person_is_lifted_when_a_map_matches_again
     // ...and the login works again.
     f.s.login_ok_directory("alice").await;
 }
+
+/// `vmsd directory test LOGIN -c FILE` with `password` on stdin: (exit code, stdout, stderr).
+fn directory_test(config: &std::path::Path, login: &str, password: &str) -> (i32, String, String) {
+    use std::io::Write;
+    let mut child = crate::cli::vmsd(&["directory", "test", login, "-c"])
+        .arg(config)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(format!("{password}\n").as_bytes()).unwrap();
+    drop(stdin);
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.code().unwrap(),
+        crate::cli::text(&out.stdout),
+        crate::cli::text(&out.stderr),
+    )
+}
+
+#[tokio::test]
+async fn vmsd_directory_test_prints_what_a_login_would_get_and_exits_by_the_outcome() {
+    let slapd = Slapd::start();
+    slapd.add_person("alice", "Alice Liddell", "alice-password");
+    slapd.add_person("bob", "Bob", "bob-password");
+    slapd.add_group("guards", &["alice"]);
+    slapd.add_group("site-2", &["alice"]);
+    let dir = tempfile::tempdir().unwrap();
+    let pw = dir.path().join("directory.pw");
+    std::fs::write(&pw, format!("{SERVICE_PW}\n")).unwrap();
+    let config = dir.path().join("vmsd.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "data_dir = {data:?}\n[directory]\nurls = [{url:?}]\nca_file = {ca:?}\n\
+             bind_dn = {SERVICE_DN:?}\nbind_password_file = {pw:?}\nuser_base = {PEOPLE:?}\n\
+             user_filter = {FILTER:?}\n\
+             [[directory.map]]\ngroup = \"cn=guards,{GROUPS}\"\nuser_type = \"user\"\n\
+             permissions = [\"archives-show\", \"ptz\"]\ncameras = [1, 2]\n\
+             [[directory.map]]\ngroup = \"cn=site-2,{GROUPS}\"\nuser_type = \"user\"\n\
+             camera_groups = [4]\n",
+            data = dir.path().join("data").display().to_string(),
+            url = slapd.ldaps_url(),
+            ca = slapd.ca.display().to_string(),
+            pw = pw.display().to_string(),
+        ),
+    )
+    .unwrap();
+    let check = crate::cli::vmsd(&["check-config", "-c"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert!(
+        check.status.success(),
+        "{}",
+        crate::cli::text(&check.stderr)
+    );
+
+    let (code, out, err) = directory_test(&config, "alice", "alice-password");
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains(&format!("dn: uid=alice,{PEOPLE}\n")), "{out}");
+    assert!(out.contains("name: Alice Liddell\n"), "{out}");
+    assert!(
+        out.contains(&format!("group: cn=guards,{GROUPS}\n")),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!("group: cn=site-2,{GROUPS}\n")),
+        "{out}"
+    );
+    assert!(out.contains("user_type: user\n"), "{out}");
+    assert!(out.contains("permissions: archives-show, ptz\n"), "{out}");
+    assert!(out.contains("cameras: 1, 2\ncamera_groups: 4\n"), "{out}");
+    assert!(out.ends_with("the login would succeed\n"), "{out}");
+    assert!(!out.contains(SERVICE_PW) && !err.contains(SERVICE_PW));
+
+    let (code, out, err) = directory_test(&config, "alice", "wrong");
+    assert_eq!((code, out.as_str()), (1, ""), "{err}");
+    assert!(err.contains("the directory refused the password"), "{err}");
+    assert!(!err.contains("wrong"), "{err}");
+
+    let (code, _, err) = directory_test(&config, "bob", "bob-password");
+    assert_eq!(code, 1);
+    assert!(err.contains("no [[directory.map]] group matches"), "{err}");
+    assert!(err.contains("dn: uid=bob"), "{err}");
+
+    let (code, _, err) = directory_test(&config, "nobody", "x");
+    assert_eq!(code, 1);
+    assert!(err.contains("no entry under"), "{err}");
+
+    let (code, _, err) = directory_test(&config, "alice", "");
+    assert_eq!(code, 1);
+    assert!(err.contains("the password is empty"), "{err}");
+
+    let mut slapd = slapd;
+    slapd.stop();
+    let (code, _, err) = directory_test(&config, "alice", "alice-password");
+    assert_eq!(code, 1);
+    assert!(err.contains("no directory server answered"), "{err}");
+    // Nothing was written: not even the data directory exists.
+    assert!(!dir.path().join("data").exists());
+}
