@@ -752,3 +752,39 @@ async fn vmsd_directory_test_prints_what_a_login_would_get_and_exits_by_the_outc
     // Nothing was written: not even the data directory exists.
     assert!(!dir.path().join("data").exists());
 }
+
+#[tokio::test]
+async fn a_directory_login_that_collides_with_a_local_login_is_refused() {
+    // People log in with their mail; their vmsd login is their uid.
+    let f = Fixture::start_with(|_, d| {
+        d.user_filter = "(&(objectClass=inetOrgPerson)(mail={login}))".into();
+    })
+    .await;
+    f.slapd.modify(&format!(
+        "dn: uid=alice,{PEOPLE}\nchangetype: modify\nadd: mail\nmail: alice@example.test\n"
+    ));
+    let local =
+        f.s.create_account("alice", "local-password-1", vmsd::model::UserType::User);
+    let r =
+        f.s.try_login("alice@example.test", "alice-password", &[])
+            .await;
+    assert_field_error(&r, "login", &[MSG_CREDENTIALS]);
+    // The local account is untouched and still logs in with its own password.
+    assert_eq!(f.account(local.id), local);
+    f.s.login("alice", "local-password-1").await;
+    // Once the local login is gone, the same directory login works and gets "alice".
+    let r =
+        f.s.call(
+            "DELETE",
+            &format!("/api/admin/v1/users/{}", local.id),
+            Some(&f.admin),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    let r =
+        f.s.try_login("alice@example.test", "alice-password", &[])
+            .await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    assert_eq!(r.body["user"]["login"], "alice");
+}
