@@ -570,6 +570,7 @@ fn push_section_defaults_values_and_errors() {
 }
 
 /// A `[directory]` section with `extra` appended, its password file in `dir`.
+#[cfg(feature = "directory")]
 fn directory_section(dir: &Path, extra: &str) -> String {
     let pw = dir.join("directory.pw");
     std::fs::write(&pw, "s3cret-bind\n").unwrap();
@@ -582,6 +583,7 @@ fn directory_section(dir: &Path, extra: &str) -> String {
     )
 }
 
+#[cfg(feature = "directory")]
 #[test]
 fn directory_section_defaults_and_values() {
     assert_eq!(Config::default().directory, None);
@@ -650,6 +652,7 @@ fn directory_section_defaults_and_values() {
     );
 }
 
+#[cfg(feature = "directory")]
 #[test]
 fn directory_requires_urls_base_and_filter() {
     let e = errors("[directory]\nstart_tls = true");
@@ -663,6 +666,7 @@ fn directory_requires_urls_base_and_filter() {
     );
 }
 
+#[cfg(feature = "directory")]
 #[test]
 fn directory_problems_are_reported_together() {
     let dir = tempfile::tempdir().unwrap();
@@ -736,6 +740,7 @@ fn directory_problems_are_reported_together() {
     assert_eq!(e.len(), 19, "{e:?}");
 }
 
+#[cfg(feature = "directory")]
 #[test]
 fn directory_plain_ldap_needs_start_tls_or_allow_insecure() {
     let dir = tempfile::tempdir().unwrap();
@@ -755,6 +760,7 @@ fn directory_plain_ldap_needs_start_tls_or_allow_insecure() {
     assert_eq!(c.directory.unwrap().bind_password, None);
 }
 
+#[cfg(feature = "directory")]
 #[test]
 fn directory_filter_must_parse_and_password_file_be_set_and_filled() {
     let dir = tempfile::tempdir().unwrap();
@@ -780,4 +786,13 @@ fn directory_filter_must_parse_and_password_file_be_set_and_filled() {
     assert_eq!(e.len(), 2, "{e:?}");
     assert!(e[0].starts_with("directory.bind_password_file is set but directory.bind_dn is not"));
     assert!(e[1].ends_with("the file is empty: it must hold the bind password on its first line"));
+}
+
+#[cfg(not(feature = "directory"))]
+#[test]
+fn directory_section_needs_the_feature() {
+    assert_eq!(
+        errors("[directory]\nurls = [\"ldaps://dc\"]"),
+        ["directory: this build of vmsd has no directory support (cargo feature \"directory\")"]
+    );
 }

@@ -12,6 +12,7 @@ mod cli;
 mod common;
 mod crash;
 mod current_user;
+#[cfg(feature = "directory")]
 mod directory;
 mod errors;
 mod foundation;
@@ -30,6 +31,7 @@ mod rehash;
 mod secrets;
 mod seed_shapes;
 mod sessions;
+#[cfg(feature = "directory")]
 mod slapd;
 mod special_users;
 mod systemd;
