@@ -134,7 +134,9 @@ impl Client {
     pub async fn authenticate(&self, login: &str, password: &str) -> Result<Entry, DirectoryError> {
         // Escaped here, once: `*`, `(`, `)`, `\` and NUL cannot change the filter's meaning.
         let filter = self.user_filter.replace("{login}", &ldap_escape(login));
-        self.each_server(|mut ldap| {
+        // Connect, search, group searches (one per map with member-search), bind.
+        let steps = 3 + self.map_groups.len();
+        self.each_server(steps, |mut ldap| {
             let filter = filter.clone();
             async move {
                 let entry = match self.find_one(&mut ldap, &filter).await {
@@ -169,7 +171,8 @@ impl Client {
         &self,
         ids: &[String],
     ) -> Result<Vec<Option<Entry>>, DirectoryError> {
-        self.each_server(|mut ldap| async move {
+        let steps = 2 + ids.len() * (1 + self.map_groups.len());
+        self.each_server(steps, |mut ldap| async move {
             let mut found = Vec::with_capacity(ids.len());
             for id in ids {
                 let filter = format!("({}={})", self.id_attribute, id_filter_value(id));
@@ -189,9 +192,13 @@ impl Client {
         .await
     }
 
-    /// Runs `work` on each server in turn until one answers. Every server failing is
-    /// `Unavailable` with the causes, for the log.
-    async fn each_server<'a, T, F, Fut>(&'a self, work: F) -> Result<T, DirectoryError>
+    /// Runs `work` (at most `steps` operations) on each server in turn until one answers.
+    /// Every server failing is `Unavailable` with the causes, for the log.
+    async fn each_server<'a, T, F, Fut>(
+        &'a self,
+        steps: usize,
+        work: F,
+    ) -> Result<T, DirectoryError>
     where
         F: Fn(Ldap) -> Fut,
         Fut: std::future::Future<Output = Attempt<T>> + 'a,
@@ -206,9 +213,12 @@ impl Client {
                     continue;
                 }
             };
-            // The whole attempt is bounded too: each step has `timeout`, and a server that
-            // trickles answers must not hold a login slot for ever.
-            let budget = self.timeout.saturating_mul(8);
+            // The whole attempt is bounded too: each step has `timeout`, but a server that
+            // trickles answers (ldap3 restarts the timer at each reply) must not hold a login
+            // slot for ever.
+            let budget = self
+                .timeout
+                .saturating_mul(u32::try_from(steps).unwrap_or(u32::MAX));
             match tokio::time::timeout(budget, work(ldap)).await {
                 Ok(Attempt::Answer(answer)) => return answer,
                 Ok(Attempt::Failed(why)) => {

@@ -788,3 +788,38 @@ async fn a_directory_login_that_collides_with_a_local_login_is_refused() {
     assert_eq!(r.status, 200, "{:?}", r.body);
     assert_eq!(r.body["user"]["login"], "alice");
 }
+
+#[tokio::test]
+async fn the_socket_token_action_logs_directory_people_in_too() {
+    let mut f = Fixture::start().await;
+    let mut ws = crate::websocket::connect(&f.s).await;
+    let r = call(
+        &mut ws,
+        json!({"action": "token", "requestId": 1, "login": "carol", "password": "carol-password"}),
+    )
+    .await;
+    assert_eq!(r["status"], "success", "{r}");
+    let token = r["accessToken"].as_str().unwrap();
+    assert_eq!(f.s.self_status(token).await, 200);
+    let r = call(
+        &mut ws,
+        json!({"action": "token", "requestId": 2, "login": "bob", "password": "bob-password"}),
+    )
+    .await;
+    assert_eq!(r, error("token", json!(2), 401, MSG_NOT_ALLOWED));
+    f.slapd.stop();
+    let r = call(
+        &mut ws,
+        json!({"action": "token", "requestId": 3, "login": "alice", "password": "alice-password"}),
+    )
+    .await;
+    assert_eq!(
+        (
+            r["code"].clone(),
+            r["error"].clone(),
+            r["retryAfter"].clone()
+        ),
+        (json!(503), json!("Service Unavailable."), json!(30)),
+        "{r}"
+    );
+}
