@@ -823,3 +823,112 @@ async fn the_socket_token_action_logs_directory_people_in_too() {
         "{r}"
     );
 }
+
+mod active_directory {
+    //! The AD-only behaviours against `fake_ad.rs`.
+
+    use std::sync::{Arc, Mutex};
+
+    use super::*;
+    use crate::fake_ad::{self, Person, BASE};
+
+    const GUARDS: &str = "CN=VMS Guards,OU=Groups,DC=ad,DC=test";
+    const TEAM: &str = "CN=Night Team,OU=Groups,DC=ad,DC=test";
+
+    fn person(sam: &str, guid: &[u8; 16], groups: &[&str], uac: u32) -> Person {
+        Person {
+            sam: sam.into(),
+            guid: *guid,
+            name: format!("{sam} Example"),
+            password: format!("{sam}-password"),
+            groups: groups.iter().map(|g| (*g).to_owned()).collect(),
+            uac,
+        }
+    }
+
+    async fn start(nested: bool) -> (fake_ad::Shared, TestServer) {
+        let directory = Arc::new(Mutex::new(fake_ad::Directory::default()));
+        {
+            let mut d = directory.lock().unwrap();
+            // nina is in Night Team, which is in VMS Guards; olaf is disabled (512 | 2).
+            d.people
+                .push(person("nina", b"nina-guid-000001", &[TEAM], 512));
+            d.people
+                .push(person("olaf", b"olaf-guid-000002", &[GUARDS], 514));
+            d.people
+                .push(person("paul", b"paul-guid-000003", &[GUARDS], 512));
+            d.nesting.insert(TEAM.into(), vec![GUARDS.into()]);
+        }
+        let url = fake_ad::start(directory.clone()).await;
+        let cfg = DirectoryConfig {
+            urls: vec![url],
+            allow_insecure: true,
+            bind_dn: Some(fake_ad::SERVICE_DN.into()),
+            bind_password: Some(SecretString::new(fake_ad::SERVICE_PW.into())),
+            user_base: BASE.into(),
+            user_filter: "(&(objectCategory=person)(sAMAccountName={login}))".into(),
+            login_attribute: "sAMAccountName".into(),
+            id_attribute: "objectGUID".into(),
+            name_attribute: "displayName".into(),
+            nested_groups: nested,
+            timeout: Duration::from_secs(2),
+            sync_interval: Duration::ZERO,
+            maps: vec![DirectoryMap {
+                group: GUARDS.into(),
+                role: MapRole::User,
+                permissions: vec![12],
+                cameras: vec![],
+                camera_groups: vec![],
+            }],
+            ..DirectoryConfig::default()
+        };
+        let s = TestServer::start_with(|c| {
+            c.auth.ip_login_limit = 100_000;
+            c.directory = Some(cfg);
+        })
+        .await;
+        (directory, s)
+    }
+
+    #[tokio::test]
+    async fn nested_groups_count_only_with_the_in_chain_rule() {
+        let (_, s) = start(false).await;
+        let r = s.try_login("nina", "nina-password", &[]).await;
+        assert_field_error(&r, "login", &[MSG_NOT_ALLOWED]);
+        let (_, s) = start(true).await;
+        let r = s.try_login("NINA", "nina-password", &[]).await;
+        assert_eq!(r.status, 200, "{:?}", r.body);
+        let a = s.app.store.account_by_login("nina").unwrap().unwrap();
+        assert_eq!(a.permissions, BTreeSet::from([12]));
+        // objectGUID is the key, as the hex of its bytes.
+        assert_eq!(
+            a.directory.unwrap().id,
+            format!("hex:{}", hex::encode(b"nina-guid-000001"))
+        );
+    }
+
+    #[tokio::test]
+    async fn user_account_control_disabled_refuses_the_login_and_the_sync_disables() {
+        let (directory, s) = start(false).await;
+        let r = s.try_login("olaf", "olaf-password", &[]).await;
+        assert_field_error(&r, "login", &["This account is disabled."]);
+        assert_eq!(s.app.store.account_by_login("olaf").unwrap(), None);
+        // paul logs in, then is disabled in AD: the sync (finding him by objectGUID) disables.
+        let token = s.login("paul", "paul-password").await;
+        directory.lock().unwrap().people[2].uac = 514;
+        // nina (not mapped without nesting) has no account: paul is the one account, found.
+        let report = sync(&s).await.unwrap();
+        assert_eq!((report.accounts, report.disabled), (1, 1));
+        assert_eq!(s.self_status(&token).await, 401);
+        // Enabled again in AD: the next sync lifts it.
+        directory.lock().unwrap().people[2].uac = 512;
+        assert_eq!(sync(&s).await.unwrap().updated, 1);
+        s.login("paul", "paul-password").await;
+        // Renamed in AD: the same account (same objectGUID) follows at the next sync.
+        directory.lock().unwrap().people[2].sam = "paula".into();
+        assert_eq!(sync(&s).await.unwrap().updated, 1);
+        let a = s.app.store.account_by_login("paula").unwrap().unwrap();
+        assert_eq!(a.name, "paul Example");
+        assert_eq!(s.app.store.account_by_login("paul").unwrap(), None);
+    }
+}

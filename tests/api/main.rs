@@ -15,6 +15,8 @@ mod current_user;
 #[cfg(feature = "directory")]
 mod directory;
 mod errors;
+#[cfg(feature = "directory")]
+mod fake_ad;
 mod foundation;
 mod hostile;
 mod hostile_listener;
