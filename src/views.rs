@@ -250,7 +250,6 @@ pub fn special_user_view(
         "admin_camera_groups": [],
         "dhcp_subnet_groups": [],
         "access_token_id": access_token_id,
-        "source": account.source(),
     })
 }
 
