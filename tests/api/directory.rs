@@ -932,3 +932,52 @@ mod active_directory {
         assert_eq!(s.app.store.account_by_login("paul").unwrap(), None);
     }
 }
+
+/// Not a test: directory logins against the local slapd, `max_concurrent` clients at once,
+/// for the README. `cargo test --test api directory::bench -- --ignored --nocapture`
+/// (add `--release` for figures of the optimised code).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore]
+async fn bench_directory_logins() {
+    const LOGINS: usize = 400;
+    let f = Fixture::start().await;
+    let clients = f.s.app.config.directory.as_ref().unwrap().max_concurrent;
+    // Warm-up: the account exists, the TLS session caches are filled.
+    f.s.login_ok_directory("alice").await;
+    let s = std::sync::Arc::new(f.s);
+    let started = std::time::Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..clients {
+        let s = s.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut took = Vec::new();
+            for _ in 0..LOGINS / clients {
+                let t = std::time::Instant::now();
+                let r = s.try_login("alice", "alice-password", &[]).await;
+                assert_eq!(r.status, 200, "{:?}", r.body);
+                took.push(t.elapsed());
+                // Stay under the session limit: log this session out again.
+                let token = r.body["access_token"].as_str().unwrap();
+                let r = s.call("POST", "/api/v1/logout", Some(token), None).await;
+                assert_eq!(r.status, 200);
+            }
+            took
+        }));
+    }
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.unwrap());
+    }
+    let wall = started.elapsed();
+    all.sort();
+    let at = |q: f64| all[((all.len() as f64 * q) as usize).min(all.len() - 1)];
+    println!(
+        "directory logins: {} in {:.2?} with {clients} clients (login + logout each): \
+         {:.1} logins/s, p50 {:.2?}, p99 {:.2?}",
+        all.len(),
+        wall,
+        all.len() as f64 / wall.as_secs_f64(),
+        at(0.50),
+        at(0.99)
+    );
+}
