@@ -22,7 +22,8 @@ use crate::pushes::{
 };
 use crate::slapd::{Slapd, GROUPS, PEOPLE, SERVICE_DN, SERVICE_PW};
 use crate::video::{
-    assert_allowed, assert_unauthenticated, create_camera, mediamtx_1_19, token_of,
+    assert_allowed, assert_forbidden, assert_unauthenticated, create_camera, mediamtx_1_19,
+    token_of,
 };
 use crate::websocket::{admin_socket, call, error, success};
 
@@ -495,24 +496,28 @@ async fn sync(s: &TestServer) -> Result<sync::Report, sync::SyncError> {
     sync::sync(&s.app, s.app.directory.as_ref().unwrap()).await
 }
 
-/// The stream token of camera 1 for `token`, and the media hook's answer to it.
-async fn stream_check(s: &TestServer, token: &str, stream: Option<&str>) -> (String, Reply) {
+/// The stream token of camera `camera` for `token` (or `stream`), and the media hook's
+/// answer to it.
+async fn stream_check(
+    s: &TestServer,
+    token: &str,
+    camera: u64,
+    stream: Option<&str>,
+) -> (String, Reply) {
     let stream = match stream {
         Some(t) => t.to_owned(),
         None => {
-            let r = s.get("/api/v1/cameras/1/streams", token).await;
+            let r = s
+                .get(&format!("/api/v1/cameras/{camera}/streams"), token)
+                .await;
             assert_eq!(r.status, 200, "streams: {:?}", r.body);
             token_of(r.body["url"].as_str().unwrap())
         }
     };
+    let path = format!("cam{camera}");
+    let query = format!("token={stream}");
     let r = s
-        .hook_post(&mediamtx_1_19(
-            "read",
-            "cam1",
-            "",
-            "",
-            &format!("token={stream}"),
-        ))
+        .hook_post(&mediamtx_1_19("read", &path, "", "", &query))
         .await;
     (stream, r)
 }
@@ -526,8 +531,10 @@ async fn the_sync_follows_group_changes_and_disables_people_gone_from_the_direct
     let token = r.body["access_token"].as_str().unwrap().to_owned();
     let token_id = current_token_id(&f.s, &token).await;
     let mut p = subscribed(&f.s, id, &token, &token_id).await;
-    let (stream, r) = stream_check(&f.s, &token, None).await;
+    let (stream, r) = stream_check(&f.s, &token, 1, None).await;
     assert_allowed(&r, "alice watches camera 1");
+    let (stream3, r) = stream_check(&f.s, &token, 3, None).await;
+    assert_allowed(&r, "alice watches camera 3");
 
     // Nothing changed: nothing written, nothing pushed.
     let report = sync(&f.s).await.unwrap();
@@ -558,6 +565,11 @@ async fn the_sync_follows_group_changes_and_disables_people_gone_from_the_direct
         user_push("cameras_updated", json!({"attached": [], "detached": [3]})),
     );
     assert_eq!(f.s.self_status(&token).await, 200);
+    // Camera 3's stream token stops working; camera 1's does not.
+    let (_, r) = stream_check(&f.s, &token, 3, Some(&stream3)).await;
+    assert_forbidden(&r, "camera 3 after the sync");
+    let (_, r) = stream_check(&f.s, &token, 1, Some(&stream)).await;
+    assert_allowed(&r, "camera 1 after the sync");
 
     // Deleted from the directory: disabled, sessions revoked (logout pushed), stream refused.
     // (Carol has an account too: were alice the only one, her absence would be "the
@@ -578,7 +590,7 @@ async fn the_sync_follows_group_changes_and_disables_people_gone_from_the_direct
     );
     assert_eq!(next(&mut p.ws).await, Next::Closed(4009));
     assert_eq!(f.s.self_status(&token).await, 401);
-    let (_, r) = stream_check(&f.s, &token, Some(&stream)).await;
+    let (_, r) = stream_check(&f.s, &token, 1, Some(&stream)).await;
     assert_unauthenticated(&r, "after the sync disabled alice");
     let a = f.account(id);
     assert_eq!(a.status, 2);
