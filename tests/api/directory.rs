@@ -993,3 +993,31 @@ async fn bench_directory_logins() {
         at(0.99)
     );
 }
+
+#[tokio::test]
+async fn reset_password_refuses_a_directory_account() {
+    use std::io::Write;
+    let f = Fixture::start().await;
+    f.s.login_ok_directory("alice").await;
+    let dir = f.s.stop().await;
+    let mut child = crate::cli::vmsd(&["admin", "reset-password", "alice", "--data-dir"])
+        .arg(dir.path())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"a-new-password-1\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let err = crate::cli::text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("\"alice\" is a directory account: its password is changed in the directory"),
+        "{err}"
+    );
+}
