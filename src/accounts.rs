@@ -41,6 +41,9 @@ pub enum AccountError {
     InvalidParent,
     /// The password hashing queue is full: try again.
     Busy,
+    /// The account is managed by the directory (SPEC §10): its login, name, password,
+    /// permissions, cameras and role change only there, and it is not deleted here.
+    DirectoryManaged,
     /// Storage or hashing failed: for the log only.
     Internal(String),
 }
@@ -62,6 +65,9 @@ impl std::fmt::Display for AccountError {
             }
             AccountError::InvalidParent => f.write_str("the parent is not a regular user"),
             AccountError::Busy => f.write_str("password hashing queue full"),
+            AccountError::DirectoryManaged => {
+                f.write_str("the account is managed by the directory")
+            }
             AccountError::Internal(cause) => write!(f, "internal error: {cause}"),
         }
     }
@@ -600,6 +606,16 @@ fn apply_change(
         &mut account.intro_reviewed,
         change.intro_reviewed.as_ref(),
     );
+    if account.is_directory_managed() {
+        if fields.iter().any(|f| DIRECTORY_FIELDS.contains(f)) {
+            return Err(TxError::Abort(AccountError::DirectoryManaged));
+        }
+        // An admin-set status sticks until an admin changes it again (SPEC §10); only a
+        // sync-set disable is lifted by the next matching login or sync.
+        if let (true, Some(link)) = (fields.contains(&"status"), account.directory.as_mut()) {
+            link.sync_disabled = false;
+        }
+    }
     if !fields.is_empty() {
         move_licenses(tx, usage_before, license_usage(&account))?;
     }
@@ -615,6 +631,17 @@ fn apply_change(
     })
 }
 
+/// What only the directory changes of a directory-managed account (SPEC §10); its status,
+/// language, `data` and `intro_reviewed` stay the box's.
+const DIRECTORY_FIELDS: &[&str] = &[
+    "login",
+    "name",
+    "password",
+    "user_type",
+    "permissions",
+    "cameras",
+];
+
 /// How often a delete re-reads the sub-users when new ones keep appearing meanwhile.
 const DELETE_ATTEMPTS: usize = 5;
 
@@ -629,6 +656,9 @@ pub async fn delete(
 ) -> Result<Account, AccountError> {
     let _one_at_a_time = app.admin_changes.lock().await;
     let target = addressed(app.store.account(id)?, &admits)?;
+    if target.is_directory_managed() {
+        return Err(AccountError::DirectoryManaged);
+    }
     if target.user_type == UserType::Admin
         && target.status == STATUS_ACTIVE
         && !another_active_admin(app, id)?

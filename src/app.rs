@@ -49,6 +49,9 @@ pub struct App {
     pub stream_key: StreamKey,
     /// The media hook's refusals since start.
     pub media_refusals: RefusalCounts,
+    /// Directory logins and the sync (SPEC §10); `None` without `[directory]`.
+    #[cfg(feature = "directory")]
+    pub directory: Option<Arc<crate::directory::Directory>>,
     shutting_down: AtomicBool,
 }
 
@@ -145,6 +148,13 @@ impl App {
         ));
         store.set_notice_sink(pushes.clone());
         let stream_key = load_stream_key(&store)?;
+        #[cfg(feature = "directory")]
+        let directory = match config.directory.clone() {
+            Some(d) => Some(Arc::new(
+                crate::directory::Directory::new(d).map_err(StartError::Other)?,
+            )),
+            None => None,
+        };
         let app = App {
             config,
             store,
@@ -158,6 +168,8 @@ impl App {
             housekeeping_round: tokio::sync::Mutex::new(()),
             stream_key,
             media_refusals: RefusalCounts::default(),
+            #[cfg(feature = "directory")]
+            directory,
             shutting_down: AtomicBool::new(false),
         };
         Ok(app)

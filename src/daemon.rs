@@ -1,7 +1,7 @@
 //! `vmsd serve` once its listeners are open (`Daemon::open`, then `Daemon::run`): the TLS
 //! configuration, the store (`App`) and its first admin, the media hook's listener (bound
 //! here, or handed over by systemd), the background tasks (housekeeping, the systemd
-//! watchdog, certificate reloads), readiness, the two servers, and on `stop` their bounded
+//! watchdog, certificate reloads, the directory sync), readiness, the two servers, and on `stop` their bounded
 //! drain and the final flush. The process's signals are `main`'s: it turns
 //! SIGTERM/SIGINT into `stop` and SIGHUP into `reload`, so tests run the whole daemon
 //! in-process.
@@ -115,6 +115,16 @@ impl Daemon {
         let notifier = Arc::new(Notifier::from_env());
         let (trigger, shutdown) = shutdown::channel();
         tokio::spawn(housekeeping::run(app.clone(), shutdown.clone()));
+        #[cfg(feature = "directory")]
+        if let Some(directory) = &app.directory {
+            if !directory.config.sync_interval.is_zero() {
+                tokio::spawn(crate::directory::sync::run(
+                    app.clone(),
+                    directory.clone(),
+                    shutdown.clone(),
+                ));
+            }
+        }
         if let Some(interval) = systemd::watchdog_interval() {
             let probe_app = app.clone();
             tokio::spawn(systemd::run_watchdog(

@@ -22,6 +22,8 @@ use crate::validate::{self, FieldErrors};
 pub const MSG_BAD_CREDENTIALS: &str = "These credentials do not match our records.";
 pub const MSG_DISABLED: &str = "This account is disabled.";
 pub const MSG_EXPIRED: &str = "This account has expired.";
+/// SPEC §10: a directory login that no `[[directory.map]]` entry admits.
+pub const MSG_NOT_ALLOWED: &str = "This account is not allowed on this box.";
 
 /// The body type of every response vmsd writes.
 pub type Body = Full<Bytes>;
@@ -240,6 +242,10 @@ impl From<LoginError> for ApiError {
                 limit,
             },
             LoginError::Busy => ApiError::Unavailable { retry_after: 1 },
+            LoginError::NotAllowed => ApiError::field("login", MSG_NOT_ALLOWED),
+            LoginError::DirectoryUnavailable { retry_after } => {
+                ApiError::Unavailable { retry_after }
+            }
             LoginError::Internal(cause) => ApiError::Internal(cause),
         }
     }
@@ -250,7 +256,9 @@ impl From<AccountError> for ApiError {
         match e {
             AccountError::NotFound => ApiError::NotFound,
             AccountError::LoginTaken => ApiError::field("login", validate::msg_unique("login")),
-            AccountError::LastAdmin | AccountError::PasswordFixed => ApiError::Forbidden,
+            AccountError::LastAdmin
+            | AccountError::PasswordFixed
+            | AccountError::DirectoryManaged => ApiError::Forbidden,
             AccountError::LicenseExceeded => ApiError::LicenseExceeded,
             AccountError::RoleFixed => ApiError::field("role", validate::msg_invalid("role")),
             AccountError::HasSubusers => ApiError::field(
@@ -399,6 +407,16 @@ mod tests {
                 Value::Null,
             ),
             (LoginError::Busy, 503, Value::Null),
+            (
+                LoginError::NotAllowed,
+                422,
+                json!({"login": ["This account is not allowed on this box."]}),
+            ),
+            (
+                LoginError::DirectoryUnavailable { retry_after: 5 },
+                503,
+                Value::Null,
+            ),
             (LoginError::Internal("x".into()), 500, Value::Null),
         ];
         for (error, status, errors) in login_cases {
@@ -431,6 +449,7 @@ mod tests {
                 json!({"role": ["A user with sub-users cannot become an administrator."]}),
             ),
             (AccountError::PasswordFixed, 403, Value::Null),
+            (AccountError::DirectoryManaged, 403, Value::Null),
             (
                 AccountError::UnknownCamera { index: 3 },
                 422,

@@ -26,6 +26,8 @@
 //! - `accounts`     — creating, changing and deleting accounts (`AccountError`), audited.
 //! - `auth`         — tokens and the caller behind one (`AuthError`).
 //! - `login`        — login, logout and session revocation (`LoginError`).
+//! - `directory/`   — directory accounts (SPEC §10, feature `directory`): the LDAP client,
+//!   the group → role mapping, directory accounts' writes and the background sync.
 //! - `throttle`     — per-account lockout and per-IP login throttling, in memory.
 //! - `password`     — argon2id hashing off the runtime behind a bounded queue.
 //! - `sockets`      — the registry of open WebSockets.
@@ -54,6 +56,8 @@ pub mod backup;
 pub mod config;
 pub mod console;
 pub mod daemon;
+#[cfg(feature = "directory")]
+pub mod directory;
 pub mod error;
 pub(crate) mod files;
 pub mod handlers;

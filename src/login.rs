@@ -13,7 +13,7 @@ use crate::model::{
     STATUS_DISABLED, STATUS_LOCKED,
 };
 use crate::password::HashError;
-use crate::store::{SessionEnd, StoreError, TokenHash, TxError};
+use crate::store::{SessionEnd, StoreError, TokenHash, Tx, TxError, TxResult};
 use crate::validate::{self, FieldErrors, Input};
 
 /// A session counts as online when used within this window (SPEC §3).
@@ -31,7 +31,7 @@ pub enum LoginKind {
 }
 
 impl LoginKind {
-    fn admits(self, t: UserType) -> bool {
+    pub(crate) fn admits(self, t: UserType) -> bool {
         match self {
             LoginKind::Client => t != UserType::Admin,
             LoginKind::Admin => t == UserType::Admin,
@@ -92,6 +92,13 @@ pub enum LoginError {
     },
     /// The password hashing queue is full: try again.
     Busy,
+    /// A directory login (SPEC §10) whose groups match no `[[directory.map]]` entry.
+    NotAllowed,
+    /// The directory is unreachable (every URL failed) or its login queue is full: local
+    /// logins still work, this one may be tried again after `retry_after` seconds.
+    DirectoryUnavailable {
+        retry_after: u64,
+    },
     /// Storage, hashing or randomness failed: for the log only.
     Internal(String),
 }
@@ -107,6 +114,10 @@ impl std::fmt::Display for LoginError {
             LoginError::Throttled { retry_after } => write!(f, "throttled for {retry_after} s"),
             LoginError::SessionLimit { limit, .. } => write!(f, "session limit {limit} reached"),
             LoginError::Busy => f.write_str("password hashing queue full"),
+            LoginError::NotAllowed => f.write_str("no directory map admits the account"),
+            LoginError::DirectoryUnavailable { retry_after } => {
+                write!(f, "directory unavailable, retry in {retry_after} s")
+            }
             LoginError::Internal(cause) => write!(f, "internal error: {cause}"),
         }
     }
@@ -184,10 +195,23 @@ pub async fn login(
         }
     }
 
-    let account = app
-        .store
-        .account_by_login(&login_key(&login))?
-        .filter(|a| kind.admits(a.user_type));
+    let found = app.store.account_by_login(&login_key(&login))?;
+    // SPEC §10: a login naming a local account is checked locally; any other goes to the
+    // directory when one is configured.
+    #[cfg(feature = "directory")]
+    if let Some(directory) = &app.directory {
+        if found.as_ref().is_none_or(Account::is_directory_managed) {
+            let request = crate::directory::login::Request {
+                login: &login,
+                password,
+                session_id: session_id.as_deref(),
+                kind,
+                meta,
+            };
+            return crate::directory::login::login(app, directory, request, found).await;
+        }
+    }
+    let account = found.filter(|a| kind.admits(a.user_type));
     let Some(account) = account else {
         // Same work and same answer as a wrong password.
         app.hasher.verify(password, None).await?;
@@ -259,6 +283,37 @@ pub async fn login(
         None => None,
     };
 
+    let account_id = account.id;
+    open_session(app, meta, session_id.as_deref(), kind, account.user_type, |tx| {
+        let mut account = tx
+            .account(account_id)?
+            .ok_or(TxError::Abort(LoginError::BadCredentials))?;
+        // Not a password change: no session ends, `updated_at` and the audit log stay.
+        // Skipped when the password changed since it was verified.
+        if let Some((verified, new_hash)) = &rehashed {
+            if account.password_hash == *verified {
+                account.password_hash = new_hash.clone();
+            }
+        }
+        Ok(account)
+    })
+    .await
+}
+
+/// Opens a session (SPEC §3) for the account `prepare` reads, or creates, inside the same
+/// transaction: device replacement, eviction by `session_id`, the session limit, and
+/// `last_login`. `user_type` picks the token's lifetime; `kind` whether a refresh token comes
+/// with it (the DeviceHive socket's login).
+pub(crate) async fn open_session(
+    app: &App,
+    meta: &ClientMeta,
+    session_id: Option<&str>,
+    kind: LoginKind,
+    user_type: UserType,
+    prepare: impl Fn(&Tx<'_>) -> TxResult<Account, LoginError>,
+) -> Result<Login, LoginError> {
+    let auth_cfg = &app.config.auth;
+    let at = now();
     let (token, hash, access_token_id) = new_token()?;
     // SPEC §6: the socket's login also hands out a refresh token; REST logins do not.
     let (refresh_token, refresh) = if kind == LoginKind::Any {
@@ -271,32 +326,29 @@ pub async fn login(
     } else {
         (None, None)
     };
-    let session = Session {
-        account_id: account.id,
+    // Its account id is set inside the transaction: a directory login may create the account.
+    let template = Session {
+        account_id: 0,
         access_token_id,
         device: meta.device.clone(),
         client: meta.client.clone(),
         user_agent: meta.user_agent.clone(),
         ip: meta.ip.map(|ip| ip.to_string()),
         created_at: at,
-        expires_at: at.saturating_add(access_ttl(app, account.user_type)),
+        expires_at: at.saturating_add(access_ttl(app, user_type)),
         last_used: Some(at),
         refresh,
     };
     let limit = auth_cfg.sessions_limit;
-    let evict_entry = audit_entry(
-        app,
-        Some(account.id),
-        "session_revoked",
-        Some(account.id),
-        &["session"],
-    );
-    let account = app
+    let evict_entry = audit_entry(app, None, "session_revoked", None, &["session"]);
+    let (account, session) = app
         .store
         .commit(|tx| {
-            let mut account = tx
-                .account(session.account_id)?
-                .ok_or(TxError::Abort(LoginError::BadCredentials))?;
+            let mut account = prepare(tx)?;
+            let session = Session {
+                account_id: account.id,
+                ..template.clone()
+            };
             let mut evicted = false;
             // A login from a device that already has a session replaces that session.
             let mut hashes = tx.session_hashes(account.id)?;
@@ -309,7 +361,7 @@ pub async fn login(
                     }
                 }
             }
-            if let Some(id) = &session_id {
+            if let Some(id) = session_id {
                 if let Some(h) = tx.hash_by_token_id(id)? {
                     if tx.session(&h)?.is_some_and(|s| s.account_id == account.id) {
                         tx.remove_session(&h, SessionEnd::Evicted)?;
@@ -332,18 +384,14 @@ pub async fn login(
             }
             tx.add_session(&hash, &session)?;
             if evicted {
-                tx.audit(&evict_entry)?;
+                tx.audit(&AuditEntry {
+                    actor_id: Some(account.id),
+                    ..evict_entry.about(account.id)
+                })?;
             }
             account.last_login = Some(at);
-            // Not a password change: no session ends, `updated_at` and the audit log stay.
-            // Skipped when the password changed since it was verified.
-            if let Some((verified, new_hash)) = &rehashed {
-                if account.password_hash == *verified {
-                    account.password_hash = new_hash.clone();
-                }
-            }
             tx.rewrite_account(&account)?;
-            Ok(account)
+            Ok((account, session))
         })
         .await?;
     tracing::info!(user_id = account.id, "user {} logged in", account.id);

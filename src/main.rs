@@ -1,5 +1,5 @@
 //! The `vmsd` command line: `serve`, `check-config`, `backup`, `restore`, `admin
-//! reset-password`. Everything it runs lives in the library; this file parses arguments, opens
+//! reset-password`, `directory test`. Everything it runs lives in the library; this file parses arguments, opens
 //! the listeners, turns the process's signals into the daemon's stop and reload, and picks
 //! exit codes.
 
@@ -74,6 +74,25 @@ enum Command {
         #[command(subcommand)]
         command: AdminCommand,
     },
+    /// Directory accounts (LDAP / Active Directory).
+    #[cfg(feature = "directory")]
+    Directory {
+        #[command(subcommand)]
+        command: DirectoryCommand,
+    },
+}
+
+#[cfg(feature = "directory")]
+#[derive(Subcommand)]
+enum DirectoryCommand {
+    /// Try LOGIN against the directory (password from standard input) and print its entry,
+    /// groups and the resulting role, permissions and cameras; exit 0 when the login would
+    /// succeed, 1 otherwise. Nothing is written.
+    Test {
+        login: String,
+        #[command(flatten)]
+        config: ConfigArgs,
+    },
 }
 
 #[derive(Subcommand)]
@@ -104,6 +123,51 @@ fn load_config(args: &ConfigArgs) -> Result<Config, ExitCode> {
                 eprintln!("  - {line}");
             }
             Err(ExitCode::from(EXIT_CONFIG as u8))
+        }
+    }
+}
+
+/// The first line of standard input, without its line end.
+fn read_password() -> Option<String> {
+    let mut password = String::new();
+    std::io::stdin().lock().read_line(&mut password).ok()?;
+    Some(password.trim_end_matches(['\n', '\r']).to_owned())
+}
+
+#[cfg(feature = "directory")]
+fn directory_test(login: &str, config: &ConfigArgs) -> ExitCode {
+    let cfg = match load_config(config) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let Some(directory) = cfg.directory else {
+        eprintln!("vmsd: directory test: the configuration has no [directory] section");
+        return ExitCode::FAILURE;
+    };
+    let Some(password) = read_password() else {
+        eprintln!("vmsd: cannot read the password from standard input");
+        return ExitCode::FAILURE;
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("vmsd: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(vmsd::directory::probe::test_login(
+        &directory, login, &password,
+    )) {
+        Ok(report) => {
+            print!("{report}");
+            ExitCode::SUCCESS
+        }
+        Err(reason) => {
+            eprintln!("vmsd: directory test of {login:?} failed:\n{reason}");
+            ExitCode::FAILURE
         }
     }
 }
@@ -214,13 +278,11 @@ fn main() -> ExitCode {
                 Ok(c) => c,
                 Err(code) => return code,
             };
-            let mut password = String::new();
-            if std::io::stdin().lock().read_line(&mut password).is_err() {
+            let Some(password) = read_password() else {
                 eprintln!("vmsd: cannot read the new password from standard input");
                 return ExitCode::FAILURE;
-            }
-            let password = password.trim_end_matches(['\n', '\r']);
-            match offline::reset_password(&cfg, &login, password) {
+            };
+            match offline::reset_password(&cfg, &login, &password) {
                 Ok(()) => {
                     println!("password of {login} reset; its sessions are revoked");
                     ExitCode::SUCCESS
@@ -231,6 +293,10 @@ fn main() -> ExitCode {
                 }
             }
         }
+        #[cfg(feature = "directory")]
+        Command::Directory {
+            command: DirectoryCommand::Test { login, config },
+        } => directory_test(&login, &config),
     }
 }
 

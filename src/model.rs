@@ -90,6 +90,21 @@ pub struct Account {
     /// `user` only.
     #[serde(default)]
     pub billing_info: Option<Value>,
+    /// Set for an account managed by the directory (SPEC §10, `source: "directory"`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub directory: Option<DirectoryLink>,
+}
+
+/// What ties an account to its directory entry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DirectoryLink {
+    /// The entry's `id_attribute` value (`directory::Entry::id`): the key, stable across
+    /// renames in the directory.
+    pub id: String,
+    /// The sync (not an admin) disabled the account: the next login or sync that matches a
+    /// map lifts it. An admin-set status 1 or 2 clears this and sticks.
+    #[serde(default)]
+    pub sync_disabled: bool,
 }
 
 /// Who an account is and how it logs in: what `Account::new` needs; the rest starts at its
@@ -126,7 +141,21 @@ impl Account {
             expired_at: None,
             ptz_priority: None,
             billing_info: None,
+            directory: None,
         }
+    }
+
+    /// SPEC §1's `source`.
+    pub fn source(&self) -> &'static str {
+        if self.directory.is_some() {
+            "directory"
+        } else {
+            "local"
+        }
+    }
+
+    pub fn is_directory_managed(&self) -> bool {
+        self.directory.is_some()
     }
 
     pub fn is_expired(&self, at: UnixTime) -> bool {

@@ -45,6 +45,9 @@ pub fn reset_password(config: &Config, login: &str, password: &str) -> Result<()
             let mut account = tx
                 .account(id)?
                 .ok_or(TxError::Abort(AccountError::NotFound))?;
+            if account.is_directory_managed() {
+                return Err(TxError::Abort(AccountError::DirectoryManaged));
+            }
             account.password_hash = hash.clone();
             account.updated_at = at;
             tx.rewrite_account(&account)?;
@@ -54,6 +57,9 @@ pub fn reset_password(config: &Config, login: &str, password: &str) -> Result<()
         })
         .map_err(|e| match AccountError::from(e) {
             AccountError::NotFound => format!("no account with login {login:?}"),
+            AccountError::DirectoryManaged => format!(
+                "{login:?} is a directory account: its password is changed in the directory"
+            ),
             other => other.to_string(),
         })
 }

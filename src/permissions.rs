@@ -263,6 +263,7 @@ mod tests {
             expired_at: None,
             ptz_priority: None,
             billing_info: None,
+            directory: None,
         };
         assert_eq!(license_usage(&account), [3, 0, 3]);
         account.user_type = UserType::User;

@@ -480,6 +480,7 @@ pub fn regular_user_list_item(account: &Account) -> Value {
         "created_at": fmt_resource(account.created_at),
         "user_type": account.user_type.as_str(),
         "parent_id": account.parent_id,
+        "source": account.source(),
     })
 }
 
@@ -512,6 +513,7 @@ pub fn admin_user_view(
         "login": account.login,
         "created_at": fmt_resource(account.created_at),
         "user_type": account.user_type.as_str(),
+        "source": account.source(),
         "parent_id": account.parent_id,
         "cameras": cameras,
         "subusers": subusers.iter().map(|s| json!({
@@ -572,6 +574,7 @@ mod tests {
             expired_at: None,
             ptz_priority: None,
             billing_info: None,
+            directory: None,
         };
         let pools = [
             Pool { all: 5, used: 2 },

@@ -51,6 +51,8 @@ pub struct Config {
     pub store: StoreConfig,
     pub media: MediaConfig,
     pub push: PushConfig,
+    /// SPEC §10; `None`: no directory logins.
+    pub directory: Option<DirectoryConfig>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -148,6 +150,90 @@ pub struct PushConfig {
     pub max_subscriptions: usize,
 }
 
+/// SPEC §10: LDAP / Active Directory logins.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DirectoryConfig {
+    /// `ldap://` or `ldaps://` URLs, tried in order.
+    pub urls: Vec<String>,
+    pub start_tls: bool,
+    pub allow_insecure: bool,
+    /// `None`: the system's roots.
+    pub ca_file: Option<PathBuf>,
+    /// `None`: anonymous search.
+    pub bind_dn: Option<String>,
+    /// Read from `bind_password_file` when the file is parsed.
+    pub bind_password: Option<SecretString>,
+    pub user_base: String,
+    /// Contains `{login}`, replaced by the RFC 4515-escaped login.
+    pub user_filter: String,
+    pub login_attribute: String,
+    pub id_attribute: String,
+    pub name_attribute: String,
+    pub groups: GroupSource,
+    pub nested_groups: bool,
+    /// Per server and operation.
+    pub timeout: Duration,
+    pub max_concurrent: usize,
+    pub queue_limit: usize,
+    /// Zero: no background sync.
+    pub sync_interval: Duration,
+    pub maps: Vec<DirectoryMap>,
+}
+
+/// Where a person's groups come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GroupSource {
+    /// The entry's `memberOf` attribute (AD, OpenLDAP's memberof overlay).
+    MemberOf,
+    /// A search for groups whose `member` is the entry's DN.
+    MemberSearch,
+}
+
+/// The role a `[[directory.map]]` entry grants.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MapRole {
+    Admin,
+    User,
+}
+
+/// One `[[directory.map]]` entry: members of `group` get these.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DirectoryMap {
+    /// The group's DN, compared case-insensitively.
+    pub group: String,
+    pub role: MapRole,
+    /// Permission ids (the file names them).
+    pub permissions: Vec<u64>,
+    pub cameras: Vec<u64>,
+    pub camera_groups: Vec<u64>,
+}
+
+impl Default for DirectoryConfig {
+    /// SPEC §10's defaults; `urls`, `user_base` and `user_filter` have none (required).
+    fn default() -> Self {
+        DirectoryConfig {
+            urls: Vec::new(),
+            start_tls: false,
+            allow_insecure: false,
+            ca_file: None,
+            bind_dn: None,
+            bind_password: None,
+            user_base: String::new(),
+            user_filter: String::new(),
+            login_attribute: "uid".to_owned(),
+            id_attribute: "entryUUID".to_owned(),
+            name_attribute: "displayName".to_owned(),
+            groups: GroupSource::MemberOf,
+            nested_groups: false,
+            timeout: Duration::from_secs(5),
+            max_concurrent: 4,
+            queue_limit: 64,
+            sync_interval: Duration::from_secs(15 * MINUTE),
+            maps: Vec::new(),
+        }
+    }
+}
+
 /// A secret from the configuration: compared and used like a string, never printed (its
 /// `Debug` says only that it is set), so a logged `Config` cannot carry it.
 #[derive(Clone, PartialEq, Eq)]
@@ -235,6 +321,7 @@ impl Default for Config {
                 activity_timeout: Duration::from_secs(30),
                 max_subscriptions: 100,
             },
+            directory: None,
         }
     }
 }

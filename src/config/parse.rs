@@ -10,6 +10,9 @@ use toml::{Table, Value};
 
 use super::*;
 
+#[path = "directory.rs"]
+mod directory;
+
 /// A one-line syntax error with its position; toml's own Display spans several lines, which
 /// would break the one-problem-per-line output.
 pub(super) fn syntax_error(text: &str, e: &toml::de::Error) -> String {
@@ -185,8 +188,19 @@ impl Walker {
         self.unknown_keys(
             top,
             &[
-                "listen", "data_dir", "log", "tls", "auth", "argon2", "limits", "license",
-                "locales", "store", "media", "push",
+                "listen",
+                "data_dir",
+                "log",
+                "tls",
+                "auth",
+                "argon2",
+                "limits",
+                "license",
+                "locales",
+                "store",
+                "media",
+                "push",
+                "directory",
             ],
         );
 
@@ -233,6 +247,8 @@ impl Walker {
 
         let push = self.section(root, "push", &empty);
         self.push(push, &mut c.push);
+
+        c.directory = self.directory(root);
         c
     }
 

@@ -582,3 +582,231 @@ fn push_section_defaults_values_and_errors() {
         .any(|m| m.starts_with("push.max_subscriptions: expected an integer from 1 to 10000")));
     assert!(e.iter().any(|m| m.starts_with("push.app_key: expected")));
 }
+
+/// A `[directory]` section with `extra` appended, its password file in `dir`.
+#[cfg(feature = "directory")]
+fn directory_section(dir: &Path, extra: &str) -> String {
+    let pw = dir.join("directory.pw");
+    std::fs::write(&pw, "s3cret-bind\n").unwrap();
+    format!(
+        "[directory]\nurls = [\"ldaps://dc1.corp.example:636\", \"ldap://dc2.corp.example\"]\n\
+         start_tls = true\nbind_dn = \"cn=vmsd,dc=corp,dc=example\"\n\
+         bind_password_file = {:?}\nuser_base = \"ou=people,dc=corp,dc=example\"\n\
+         user_filter = \"(&(objectClass=person)(uid={{login}}))\"\n{extra}",
+        pw.display().to_string()
+    )
+}
+
+#[cfg(feature = "directory")]
+#[test]
+fn directory_section_defaults_and_values() {
+    assert_eq!(Config::default().directory, None);
+    let dir = tempfile::tempdir().unwrap();
+    let c = parse_str(&directory_section(dir.path(), "")).unwrap();
+    let d = c.directory.unwrap();
+    assert_eq!(
+        d.urls,
+        ["ldaps://dc1.corp.example:636", "ldap://dc2.corp.example"]
+    );
+    assert!(d.start_tls && !d.allow_insecure);
+    assert_eq!(d.ca_file, None);
+    assert_eq!(d.bind_dn.as_deref(), Some("cn=vmsd,dc=corp,dc=example"));
+    assert_eq!(
+        d.bind_password.as_ref().map(SecretString::expose),
+        Some("s3cret-bind")
+    );
+    assert_eq!(d.login_attribute, "uid");
+    assert_eq!(d.id_attribute, "entryUUID");
+    assert_eq!(d.name_attribute, "displayName");
+    assert_eq!(d.groups, GroupSource::MemberOf);
+    assert!(!d.nested_groups);
+    assert_eq!(d.timeout, Duration::from_secs(5));
+    assert_eq!(d.max_concurrent, 4);
+    assert_eq!(d.queue_limit, 64);
+    assert_eq!(d.sync_interval, Duration::from_secs(15 * 60));
+    assert!(d.maps.is_empty());
+    assert!(!format!("{d:?}").contains("s3cret-bind"));
+
+    let c = parse_str(&directory_section(
+        dir.path(),
+        "login_attribute = \"sAMAccountName\"\nid_attribute = \"objectGUID\"\n\
+         name_attribute = \"cn\"\ngroups = \"member-search\"\nnested_groups = true\n\
+         timeout = \"2s\"\nmax_concurrent = 8\nqueue_limit = 0\nsync_interval = \"0s\"\n\
+         [[directory.map]]\ngroup = \"cn=admins,dc=corp,dc=example\"\nuser_type = \"admin\"\n\
+         [[directory.map]]\ngroup = \"cn=guards,dc=corp,dc=example\"\nuser_type = \"user\"\n\
+         permissions = [\"archives-show\", \"ptz\"]\ncameras = [12, 13]\ncamera_groups = [3]\n",
+    ))
+    .unwrap();
+    let d = c.directory.unwrap();
+    assert_eq!(d.login_attribute, "sAMAccountName");
+    assert_eq!(d.id_attribute, "objectGUID");
+    assert_eq!(d.groups, GroupSource::MemberSearch);
+    assert!(d.nested_groups);
+    assert_eq!(d.timeout, Duration::from_secs(2));
+    assert_eq!((d.max_concurrent, d.queue_limit), (8, 0));
+    assert!(d.sync_interval.is_zero());
+    assert_eq!(
+        d.maps,
+        vec![
+            DirectoryMap {
+                group: "cn=admins,dc=corp,dc=example".into(),
+                role: MapRole::Admin,
+                permissions: vec![],
+                cameras: vec![],
+                camera_groups: vec![],
+            },
+            DirectoryMap {
+                group: "cn=guards,dc=corp,dc=example".into(),
+                role: MapRole::User,
+                permissions: vec![12, 15],
+                cameras: vec![12, 13],
+                camera_groups: vec![3],
+            },
+        ]
+    );
+}
+
+#[cfg(feature = "directory")]
+#[test]
+fn directory_requires_urls_base_and_filter() {
+    let e = errors("[directory]\nstart_tls = true");
+    assert_eq!(
+        e,
+        [
+            "directory.urls is required when [directory] is set",
+            "directory.user_base is required when [directory] is set",
+            "directory.user_filter is required when [directory] is set",
+        ]
+    );
+}
+
+#[cfg(feature = "directory")]
+#[test]
+fn directory_problems_are_reported_together() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("nope.pw");
+    let text = format!(
+        "[directory]\nurls = [\"ldap://dc1.example\", \"http://dc2.example\", \"ldaps://\", \
+         \"ldaps://dc3:99999\"]\nbind_dn = \"cn=vmsd\"\nbind_password_file = {:?}\n\
+         user_base = \"dc=example\"\nuser_filter = \"(uid=someone)\"\nid_attribute = \"bad name\"\n\
+         groups = \"member\"\ntimeout = \"0s\"\nmax_concurrent = 0\nsync_interval = \"10s\"\n\
+         ca_file = {:?}\nfoo = 1\n\
+         [[directory.map]]\nuser_type = \"root\"\npermissions = [\"streams-update\", \"nope\"]\n\
+         cameras = [0]\nextra = true\n",
+        missing.display().to_string(),
+        dir.path().join("ca.pem").display().to_string()
+    );
+    let e = errors(&text);
+    let has = |prefix: &str| e.iter().any(|m| m.starts_with(prefix));
+    assert!(has("unknown key 'directory.foo'"), "{e:?}");
+    assert!(
+        has("directory.urls[0]: \"ldap://dc1.example\" is plain LDAP"),
+        "{e:?}"
+    );
+    assert!(
+        has("directory.urls[1]: expected a URL starting with ldap:// or ldaps://"),
+        "{e:?}"
+    );
+    assert!(has("directory.urls[2]: expected ldap[s]://HOST"), "{e:?}");
+    assert!(has("directory.urls[3]: expected ldap[s]://HOST"), "{e:?}");
+    assert!(has("directory.ca_file: cannot read"), "{e:?}");
+    assert!(
+        has(&format!(
+            "directory.bind_password_file: {}: cannot read it",
+            missing.display()
+        )),
+        "{e:?}"
+    );
+    assert!(has("directory.user_filter: must contain {login}"), "{e:?}");
+    assert!(
+        has("directory.id_attribute: expected an LDAP attribute name"),
+        "{e:?}"
+    );
+    assert!(
+        has("directory.groups: expected \"memberOf\" or \"member-search\""),
+        "{e:?}"
+    );
+    assert!(
+        has("directory.timeout: expected a duration greater than zero"),
+        "{e:?}"
+    );
+    assert!(
+        has("directory.max_concurrent: expected an integer from 1 to 64"),
+        "{e:?}"
+    );
+    assert!(has("directory.sync_interval: expected \"0s\""), "{e:?}");
+    assert!(has("unknown key 'directory.map[0].extra'"), "{e:?}");
+    assert!(has("directory.map[0].group is required"), "{e:?}");
+    assert!(
+        has("directory.map[0].user_type: expected \"admin\" or \"user\""),
+        "{e:?}"
+    );
+    // An admin permission is not one a mapped user can hold.
+    assert!(
+        has("directory.map[0].permissions[0]: expected the name"),
+        "{e:?}"
+    );
+    assert!(
+        has("directory.map[0].permissions[1]: expected the name"),
+        "{e:?}"
+    );
+    assert!(has("directory.map[0].cameras[0]: expected an id"), "{e:?}");
+    assert_eq!(e.len(), 19, "{e:?}");
+}
+
+#[cfg(feature = "directory")]
+#[test]
+fn directory_plain_ldap_needs_start_tls_or_allow_insecure() {
+    let dir = tempfile::tempdir().unwrap();
+    let pw = dir.path().join("pw");
+    std::fs::write(&pw, "x").unwrap();
+    let base = "urls = [\"ldap://127.0.0.1:3890\"]\nuser_base = \"dc=x\"\n\
+                user_filter = \"(uid={login})\"\n";
+    let e = errors(&format!("[directory]\n{base}"));
+    assert_eq!(e.len(), 1, "{e:?}");
+    assert!(e[0].contains("is plain LDAP"), "{e:?}");
+    for extra in ["start_tls = true", "allow_insecure = true"] {
+        let c = parse_str(&format!("[directory]\n{base}{extra}\n")).unwrap();
+        assert_eq!(c.directory.unwrap().urls, ["ldap://127.0.0.1:3890"]);
+    }
+    // Anonymous search: no bind_dn, so no password file either.
+    let c = parse_str(&format!("[directory]\n{base}allow_insecure = true\n")).unwrap();
+    assert_eq!(c.directory.unwrap().bind_password, None);
+}
+
+#[cfg(feature = "directory")]
+#[test]
+fn directory_filter_must_parse_and_password_file_be_set_and_filled() {
+    let dir = tempfile::tempdir().unwrap();
+    let empty = dir.path().join("empty.pw");
+    std::fs::write(&empty, "\n").unwrap();
+    let base = "urls = [\"ldaps://dc\"]\nuser_base = \"dc=x\"\n";
+    let e = errors(&format!(
+        "[directory]\n{base}user_filter = \"(&(uid={{login}})\"\nbind_dn = \"cn=a\"\n"
+    ));
+    assert_eq!(e.len(), 2, "{e:?}");
+    assert!(
+        e[0].starts_with("directory.bind_password_file is required when directory.bind_dn"),
+        "{e:?}"
+    );
+    assert!(
+        e[1].starts_with("directory.user_filter: not a valid LDAP search filter"),
+        "{e:?}"
+    );
+    let e = errors(&format!(
+        "[directory]\n{base}user_filter = \"(uid={{login}})\"\nbind_password_file = {:?}\n",
+        empty.display().to_string()
+    ));
+    assert_eq!(e.len(), 2, "{e:?}");
+    assert!(e[0].starts_with("directory.bind_password_file is set but directory.bind_dn is not"));
+    assert!(e[1].ends_with("the file is empty: it must hold the bind password on its first line"));
+}
+
+#[cfg(not(feature = "directory"))]
+#[test]
+fn directory_section_needs_the_feature() {
+    assert_eq!(
+        errors("[directory]\nurls = [\"ldaps://dc\"]"),
+        ["directory: this build of vmsd has no directory support (cargo feature \"directory\")"]
+    );
+}

@@ -156,6 +156,7 @@ trees! {
         cameraid_accountids,
         parentid_subuserids,
         mediapath_cameraid,
+        directoryid_accountid,
     ]
 }
 

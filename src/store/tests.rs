@@ -50,6 +50,7 @@ fn account(login: &str) -> Account {
         expired_at: None,
         ptz_priority: None,
         billing_info: None,
+        directory: None,
     }
 }
 

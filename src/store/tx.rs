@@ -285,6 +285,15 @@ impl Tx<'_> {
         Ok(stored.map(|s| login_key(&s.login)))
     }
 
+    /// The account linked to a directory entry id (SPEC §10).
+    pub fn account_id_by_directory_id(&self, id: &str) -> Result<Option<u64>, StoreError> {
+        Ok(self
+            .t
+            .directoryid_accountid
+            .get(id.as_bytes())?
+            .and_then(|v| key_id(&v)))
+    }
+
     /// Writes an account, new or changed, and keeps the login index in step with it; aborts
     /// with `LoginTaken` when another account holds its login.
     pub fn put_account<E: From<LoginTaken>>(&self, account: &Account) -> TxResult<(), E> {
@@ -300,6 +309,13 @@ impl Tx<'_> {
                 }
                 self.put(self.t.login_accountid, key.as_bytes(), &id_key(account.id))?;
             }
+        }
+        if let Some(link) = &account.directory {
+            self.put(
+                self.t.directoryid_accountid,
+                link.id.as_bytes(),
+                &id_key(account.id),
+            )?;
         }
         self.put(self.t.accounts, id_key(account.id), encode(account))?;
         Ok(())
@@ -326,6 +342,9 @@ impl Tx<'_> {
             self.unlink_camera(*camera_id, account.id)?;
         }
         self.del(self.t.login_accountid, login_key(&account.login).as_bytes())?;
+        if let Some(link) = &account.directory {
+            self.del(self.t.directoryid_accountid, link.id.as_bytes())?;
+        }
         self.del(self.t.accounts, id_key(account.id))?;
         Ok(())
     }

@@ -14,7 +14,11 @@ mod console;
 mod crash;
 mod current_user;
 mod devicehive_client;
+#[cfg(feature = "directory")]
+mod directory;
 mod errors;
+#[cfg(feature = "directory")]
+mod fake_ad;
 mod foundation;
 mod hostile;
 mod hostile_listener;
@@ -31,6 +35,8 @@ mod rehash;
 mod secrets;
 mod seed_shapes;
 mod sessions;
+#[cfg(feature = "directory")]
+mod slapd;
 mod special_users;
 mod systemd;
 mod video;

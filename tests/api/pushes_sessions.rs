@@ -2,7 +2,7 @@
 //! `logout` on `private-token.{access_token_id}` and then closes the socket with 4009; its
 //! own logout and an `X-UUID` replacement push nothing but still close with 4009. (The
 //! offline `reset-password` runs while the daemon is stopped, so no socket is open to tell;
-//! directory sync is not implemented yet.)
+//! the directory sync's disable is tested in `directory.rs`.)
 
 use std::time::Duration;
 

@@ -78,7 +78,8 @@ async fn regular_users_are_created_listed_shown_and_sub_users_need_a_user_parent
     assert_field_error(&r, "password", &["The password field is required."]);
     assert_eq!(s.app.store.account_count(), before);
 
-    // The list holds regular users and sub-users only, with parent ids; search is on login/name.
+    // The list holds regular users and sub-users only, with parent ids and where each comes
+    // from (SPEC §10: `source`); search is on login/name.
     let r = s.get(USERS, &admin).await;
     let list = expect(&r, 200);
     let items = list["data"].as_array().unwrap();
@@ -86,7 +87,8 @@ async fn regular_users_are_created_listed_shown_and_sub_users_need_a_user_parent
     assert_eq!(
         items[0],
         json!({"id": user_id, "name": "A Customer", "login": "Customer",
-               "created_at": user["created_at"], "user_type": "user", "parent_id": null})
+               "created_at": user["created_at"], "user_type": "user", "parent_id": null,
+               "source": "local"})
     );
     assert_eq!(items[1]["parent_id"], user_id);
     let r = s.get(&format!("{USERS}?search=a%20CUST"), &admin).await;

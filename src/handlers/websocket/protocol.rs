@@ -37,6 +37,8 @@ pub const MSG_ROLE_REQUIRED: &str = "Role is required";
 pub const MSG_DATA_TYPE: &str = "User data must be a JSON object or null";
 pub const MSG_INTRO_TYPE: &str = "Field introReviewed must be true or false";
 pub const MSG_PASSWORD_FIXED: &str = "This account is not allowed to change its password";
+/// SPEC §10: a directory login that no `[[directory.map]]` entry admits.
+pub const MSG_NOT_ALLOWED: &str = "This account is not allowed on this box.";
 pub const MSG_SOCKETS_PER_ACCOUNT: &str = "Too many WebSocket connections for this account";
 pub const MSG_INTERNAL: &str = "Internal server error";
 pub const MSG_SESSION_LIMIT: &str =
@@ -120,6 +122,10 @@ pub fn login_failure(e: LoginError) -> Failure {
             .with("sessions", Value::Array(sessions))
             .with("sessions_limit", json!(limit)),
         LoginError::Busy => retry(Failure::new(503, "Service Unavailable."), 1),
+        LoginError::NotAllowed => Failure::new(401, MSG_NOT_ALLOWED),
+        LoginError::DirectoryUnavailable { retry_after } => {
+            retry(Failure::new(503, "Service Unavailable."), retry_after)
+        }
         LoginError::Internal(cause) => internal(cause),
     }
 }
@@ -131,6 +137,8 @@ pub fn account_failure(e: AccountError, target_id: u64) -> Failure {
         AccountError::LoginTaken => Failure::new(403, MSG_LOGIN_TAKEN),
         AccountError::LastAdmin => Failure::new(403, MSG_LAST_ADMIN),
         AccountError::PasswordFixed => Failure::new(403, MSG_PASSWORD_FIXED),
+        // SPEC §10: the directory's fields change only in the directory.
+        AccountError::DirectoryManaged => Failure::new(403, MSG_ACCESS_DENIED),
         AccountError::LicenseExceeded => Failure::new(
             402,
             "Exceeded the license limit for the selected analytics case",
@@ -254,6 +262,13 @@ mod tests {
         assert_eq!(login(LoginError::LockedOut { retry_after: 3 }).0, 429);
         assert_eq!(login(LoginError::Throttled { retry_after: 3 }).0, 429);
         assert_eq!(login(LoginError::Busy).0, 503);
+        assert_eq!(login(LoginError::NotAllowed), (401, MSG_NOT_ALLOWED.into()));
+        let unavailable = login_failure(LoginError::DirectoryUnavailable { retry_after: 7 });
+        assert_eq!(unavailable.code, 503);
+        assert_eq!(
+            render(json!("token"), Value::Null, Err(unavailable))["retryAfter"],
+            7
+        );
         assert_eq!(
             login(LoginError::Internal("x".into())),
             (500, MSG_INTERNAL.into())
@@ -289,6 +304,10 @@ mod tests {
         assert_eq!(
             account(AccountError::PasswordFixed),
             (403, MSG_PASSWORD_FIXED.into())
+        );
+        assert_eq!(
+            account(AccountError::DirectoryManaged),
+            (403, MSG_ACCESS_DENIED.into())
         );
         assert_eq!(account(AccountError::LicenseExceeded).0, 402);
         assert_eq!(
