@@ -284,19 +284,26 @@ pub async fn login(
     };
 
     let account_id = account.id;
-    open_session(app, meta, session_id.as_deref(), kind, account.user_type, |tx| {
-        let mut account = tx
-            .account(account_id)?
-            .ok_or(TxError::Abort(LoginError::BadCredentials))?;
-        // Not a password change: no session ends, `updated_at` and the audit log stay.
-        // Skipped when the password changed since it was verified.
-        if let Some((verified, new_hash)) = &rehashed {
-            if account.password_hash == *verified {
-                account.password_hash = new_hash.clone();
+    open_session(
+        app,
+        meta,
+        session_id.as_deref(),
+        kind,
+        account.user_type,
+        |tx| {
+            let mut account = tx
+                .account(account_id)?
+                .ok_or(TxError::Abort(LoginError::BadCredentials))?;
+            // Not a password change: no session ends, `updated_at` and the audit log stay.
+            // Skipped when the password changed since it was verified.
+            if let Some((verified, new_hash)) = &rehashed {
+                if account.password_hash == *verified {
+                    account.password_hash = new_hash.clone();
+                }
             }
-        }
-        Ok(account)
-    })
+            Ok(account)
+        },
+    )
     .await
 }
 
