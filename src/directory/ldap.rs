@@ -438,7 +438,8 @@ fn id_filter_value(id: &str) -> String {
 }
 
 /// `host:port` of an `ldap://` or `ldaps://` URL (check-config accepted it), with the
-/// scheme's port when it names none.
+/// scheme's port when it names none. Hand-written because only the authority is needed and
+/// check-config already parsed the URL; ldap3 parses it again with `url` for the TLS name.
 fn host_port(url: &str) -> Option<String> {
     let (scheme, rest) = url.split_once("://")?;
     let authority = rest.split('/').next().filter(|a| !a.is_empty())?;

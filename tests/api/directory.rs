@@ -811,8 +811,22 @@ async fn the_socket_token_action_logs_directory_people_in_too() {
     )
     .await;
     assert_eq!(r["status"], "success", "{r}");
-    let token = r["accessToken"].as_str().unwrap();
-    assert_eq!(f.s.self_status(token).await, 200);
+    let token = r["accessToken"].as_str().unwrap().to_owned();
+    assert_eq!(f.s.self_status(&token).await, 200);
+    // SPEC §6: a socket login hands out a refresh token, directory people's included.
+    let refresh = r["refreshToken"]
+        .as_str()
+        .expect("a refreshToken")
+        .to_owned();
+    let r = call(
+        &mut ws,
+        json!({"action": "token/refresh", "requestId": 9, "refreshToken": refresh}),
+    )
+    .await;
+    assert_eq!(r["status"], "success", "{r}");
+    let renewed = r["accessToken"].as_str().unwrap();
+    assert_eq!(f.s.self_status(renewed).await, 200);
+    assert_eq!(f.s.self_status(&token).await, 401);
     let r = call(
         &mut ws,
         json!({"action": "token", "requestId": 2, "login": "bob", "password": "bob-password"}),
