@@ -27,6 +27,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::Notify;
 use tokio_rustls::TlsConnector;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message;
 use vmsd_bench_tools::{
     client_config, percentile, process_cpu_us, process_memory_kib, summary, Args, BenchResult,
@@ -92,6 +93,15 @@ impl Arrivals {
     }
 }
 
+/// The client's side of each socket. tungstenite zero-fills the free part of its read buffer
+/// (128 KiB by default) before every read, so with the default each of the 1 000 frames of a
+/// fan-out cost the client a 128 KiB memset: the client, not vmsd, was what the fan-out time
+/// measured (bench/README.md, "The push scenario"). A browser or a phone reading its one
+/// socket pays nothing like it; the frames here are a few hundred bytes.
+fn socket_config() -> WebSocketConfig {
+    WebSocketConfig::default().read_buffer_size(4096)
+}
+
 fn rss_kib(pid: &str) -> BenchResult<u64> {
     process_memory_kib(pid, "VmRSS")
 }
@@ -139,9 +149,12 @@ async fn main() -> BenchResult<()> {
             rss_tenth = rss_kib(&pid)?;
         }
         let stream = tls(&connector, &addr).await?;
-        let (mut ws, _) =
-            tokio_tungstenite::client_async("wss://localhost/pusher/app/key?protocol=7", stream)
-                .await?;
+        let (mut ws, _) = tokio_tungstenite::client_async_with_config(
+            "wss://localhost/pusher/app/key?protocol=7",
+            stream,
+            Some(socket_config()),
+        )
+        .await?;
         let hello = match ws.next().await {
             Some(Ok(Message::Text(t))) => t.to_string(),
             other => return Err(format!("no connection_established: {other:?}").into()),
