@@ -361,6 +361,14 @@ fn check_url(url: &str) -> Result<Scheme, String> {
     if host.is_empty() {
         return Err(shape.to_owned());
     }
+    // The URL parser under ldap3 is built without Unicode host names (Cargo.lock pins
+    // `idna_adapter` to its ASCII-only 1.0 stream: the ICU tables were 131 KB of the aarch64
+    // binary), so such a host would only fail at the first login; refuse it here instead.
+    if !host.is_ascii() {
+        return Err(format!(
+            "{shape}; write an internationalized host name in its ASCII form (xn--...)"
+        ));
+    }
     if let Some(port) = port {
         if !matches!(port.parse::<u16>(), Ok(p) if p > 0) {
             return Err(format!("{shape} (PORT from 1 to 65535)"));
