@@ -315,7 +315,16 @@ impl Client {
                 _ => Attempt::Answer(Err(DirectoryError::Ambiguous)),
             };
         };
-        let found = SearchEntry::construct(found);
+        // ldap3's `SearchEntry::construct` panics (`expect`) on an entry it cannot read, e.g.
+        // a DN that is not UTF-8. A broken or hostile server must fail this server's attempt
+        // (the next URL is tried, or the login gets 503), not unwind the request's task; the
+        // panic's own message still reaches stderr through the default hook.
+        let found = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            SearchEntry::construct(found)
+        })) {
+            Ok(found) => found,
+            Err(_) => return Attempt::Failed("search returned an entry ldap3 cannot read".into()),
+        };
         let Some(mut entry) = self.entry(&found) else {
             // No DN (an empty bind DN would be an anonymous bind), no id or no login: the
             // entry cannot become an account.

@@ -1,7 +1,7 @@
 //! Directory accounts (SPEC §10) against a real OpenLDAP (`slapd.rs`): logins of mapped
 //! people (accounts created with their maps united), refusals (wrong or empty password,
 //! filter injection, no map, two entries), the directory down (503 while local logins work),
-//! failover to the second URL, TLS (LDAPS, StartTLS, a wrong CA), group changes at the next
+//! failover to the second URL (also past a server sending an entry ldap3 cannot read), TLS (LDAPS, StartTLS, a wrong CA), group changes at the next
 //! login, the fields only the directory changes (403), and the background sync (group
 //! changes with their pushes, deleted people disabled with their sessions and stream tokens,
 //! the "nothing found, disable nobody" guard).
@@ -341,6 +341,98 @@ async fn the_second_url_is_used_when_the_first_is_down() {
     assert_eq!(r.status, 200, "{:?}", r.body);
     // StartTLS, not plain LDAP, carried the bind.
     assert!(f.slapd.log().contains("STARTTLS"), "{}", f.slapd.log());
+}
+
+/// A plain-LDAP server that answers every bind with success and every search with one entry
+/// whose DN is not UTF-8 (the byte 0xFF), which ldap3's `SearchEntry::construct` cannot read.
+/// Returns its port and how many searches it answered.
+async fn malformed_entry_server() -> (u16, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let searches = std::sync::Arc::new(AtomicUsize::new(0));
+    let counted = searches.clone();
+    tokio::spawn(async move {
+        while let Ok((mut tcp, _)) = listener.accept().await {
+            let counted = counted.clone();
+            tokio::spawn(async move {
+                loop {
+                    // An LDAPMessage: SEQUENCE, a short or 0x81/0x82 long length, then the
+                    // message id (INTEGER) and the operation's application tag.
+                    let mut head = [0u8; 2];
+                    if tcp.read_exact(&mut head).await.is_err() || head[0] != 0x30 {
+                        return;
+                    }
+                    let len = match head[1] {
+                        n if n < 0x80 => usize::from(n),
+                        0x81 => usize::from(tcp.read_u8().await.unwrap()),
+                        0x82 => usize::from(tcp.read_u16().await.unwrap()),
+                        _ => return,
+                    };
+                    let mut body = vec![0u8; len];
+                    tcp.read_exact(&mut body).await.unwrap();
+                    assert_eq!((body[0], body[1]), (0x02, 1), "a one-byte message id");
+                    let (id, op) = (body[2], body[3]);
+                    let result = |tag: u8| {
+                        vec![
+                            0x30, 0x0c, 0x02, 0x01, id, tag, 0x07, 0x0a, 0x01, 0x00, 0x04, 0x00,
+                            0x04, 0x00,
+                        ]
+                    };
+                    let answer = match op {
+                        0x60 => result(0x61), // bindRequest -> bindResponse, success
+                        0x63 => {
+                            // searchRequest -> searchResultEntry { objectName 0xFF, no
+                            // attributes }, then searchResultDone, success.
+                            counted.fetch_add(1, Ordering::SeqCst);
+                            let mut a = vec![
+                                0x30, 0x0a, 0x02, 0x01, id, 0x64, 0x05, 0x04, 0x01, 0xff, 0x30,
+                                0x00,
+                            ];
+                            a.extend(result(0x65));
+                            a
+                        }
+                        _ => return, // unbind or anything else: hang up
+                    };
+                    if tcp.write_all(&answer).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (port, searches)
+}
+
+#[tokio::test]
+async fn an_entry_ldap3_cannot_read_fails_that_server_and_the_next_one_answers() {
+    // ldap3 panics on such an entry; vmsd must treat it as that server failing, not lose the
+    // request (the client would see its connection dropped).
+    let (bad, searches) = malformed_entry_server().await;
+    let f = Fixture::start_with(|slapd, d| {
+        d.urls = vec![format!("ldap://127.0.0.1:{bad}"), slapd.ldaps_url()];
+        d.allow_insecure = true;
+    })
+    .await;
+    let r = f.s.try_login("alice", "alice-password", &[]).await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    assert_eq!(searches.load(std::sync::atomic::Ordering::SeqCst), 1);
+
+    // With only that server: the usual 503 of a directory that cannot answer.
+    let (bad, searches) = malformed_entry_server().await;
+    let f = Fixture::start_with(|_, d| {
+        d.urls = vec![format!("ldap://127.0.0.1:{bad}")];
+        d.allow_insecure = true;
+    })
+    .await;
+    let r = f.s.try_login("alice", "alice-password", &[]).await;
+    assert_eq!(r.status, 503, "{:?}", r.body);
+    assert_eq!(r.body, json!({"message": "Service Unavailable."}));
+    assert_eq!(searches.load(std::sync::atomic::Ordering::SeqCst), 1);
+    // The daemon still serves: the local admin logs in.
+    let r = f.s.try_admin_login("admin", ADMIN_PASSWORD).await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
 }
 
 #[tokio::test]
