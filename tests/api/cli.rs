@@ -50,10 +50,7 @@ pub(crate) fn text(bytes: &[u8]) -> String {
 
 /// A free local port: bound, then released for the daemon to take.
 pub(crate) fn free_addr() -> SocketAddr {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
+    SocketAddr::from(([127, 0, 0, 1], crate::common::free_port()))
 }
 
 /// A running `vmsd serve`; dropping it kills the process and reaps it.

@@ -46,6 +46,26 @@ pub struct Reply {
     pub raw: Bytes,
 }
 
+/// A free local port: bound, then released for the process under test to take.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The real clients' scripts and lockfiles (`tests/clients`).
+pub fn clients_dir() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients")
+}
+
+/// Whether `var` is set to "1": a test whose real third-party part is not installed fails
+/// unless its skip variable asks for skipping (`VMSD_SKIP_REAL_CLIENTS`, `VMSD_SKIP_CHROMIUM`).
+pub fn skip_requested(var: &str) -> bool {
+    std::env::var(var).is_ok_and(|v| v == "1")
+}
+
 pub fn test_config(dir: &std::path::Path) -> Config {
     let defaults = Config::default();
     Config {

@@ -8,14 +8,14 @@
 //! unless `VMSD_SKIP_CHROMIUM=1` (`.ci/run` installs `chromium`, `chromium-driver` and
 //! `tests/clients/requirements-browser.txt`).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 
 use serde_json::{json, Value};
 use tokio::process::Command;
 
-use crate::common::{Reply, TestServer, ADMIN_PASSWORD};
+use crate::common::{clients_dir, skip_requested, Reply, TestServer, ADMIN_PASSWORD};
 
 const PAGE_TYPE: &str = "text/html; charset=utf-8";
 
@@ -187,10 +187,6 @@ async fn api_answers_are_never_stored_by_a_browser_or_proxy() {
     s.stop().await;
 }
 
-fn clients_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients")
-}
-
 /// Whether Chromium, its driver and Selenium are installed; a failed test when they are
 /// not, unless skipping was asked for.
 async fn browser_available() -> bool {
@@ -213,7 +209,7 @@ async fn browser_available() -> bool {
         return true;
     }
     assert!(
-        std::env::var("VMSD_SKIP_CHROMIUM").is_ok_and(|v| v == "1"),
+        skip_requested("VMSD_SKIP_CHROMIUM"),
         "the console's browser test needs Debian's chromium and chromium-driver (missing: \
          {missing:?}) and Selenium (installed: {selenium}): run .ci/run, which installs them \
          (apt-get install chromium chromium-driver; pip install -r \

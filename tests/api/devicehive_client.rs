@@ -15,7 +15,7 @@ use std::time::Duration;
 use serde_json::{json, Value};
 use tokio::process::Command;
 
-use crate::common::{TestServer, ADMIN_PASSWORD};
+use crate::common::{clients_dir, skip_requested, TestServer, ADMIN_PASSWORD};
 use crate::websocket::{call, connect};
 
 /// `auth.client_token_ttl` of the test: the user phase waits it out.
@@ -30,7 +30,7 @@ fn venv_python() -> PathBuf {
 }
 
 fn script() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/clients/devicehive_client.py")
+    clients_dir().join("devicehive_client.py")
 }
 
 /// Whether the library is installed; panics (fails the test) when it is not, unless
@@ -49,7 +49,7 @@ async fn available() -> bool {
         .is_ok_and(|s| s.success());
     if !ok {
         assert!(
-            std::env::var("VMSD_SKIP_REAL_CLIENTS").is_ok_and(|v| v == "1"),
+            skip_requested("VMSD_SKIP_REAL_CLIENTS"),
             "the DeviceHive client is not installed at {}: run .ci/run's install lines \
              (`python3 -m venv target/dh-venv && target/dh-venv/bin/pip install -r \
              tests/clients/devicehive-requirements.txt`), or set VMSD_SKIP_REAL_CLIENTS=1",

@@ -328,11 +328,7 @@ async fn directory_down_answers_503_while_local_logins_keep_working() {
 async fn the_second_url_is_used_when_the_first_is_down() {
     let f = Fixture::start_with(|slapd, d| {
         // Nothing listens on the first (a port just freed); the second is slapd over StartTLS.
-        let dead = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let dead = crate::common::free_port();
         d.urls = vec![format!("ldaps://127.0.0.1:{dead}"), slapd.ldap_url()];
         d.start_tls = true;
     })

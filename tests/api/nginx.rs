@@ -16,6 +16,7 @@ use http_body_util::{BodyExt, Empty};
 use hyper_util::rt::TokioIo;
 use serde_json::json;
 
+use crate::common::free_port;
 use crate::video::{attach, create_user, Video, PASSWORD};
 
 /// The playlist MediaMTX or ffmpeg would write: relative segment URIs, one per line.
@@ -93,15 +94,6 @@ impl Nginx {
     fn log(&self) -> String {
         std::fs::read_to_string(&self.error_log).unwrap_or_default()
     }
-}
-
-/// A loopback port nothing listens on right now.
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// `GET url` over plain HTTP: (status, body).

@@ -10,7 +10,6 @@
 //! Every child is bounded (`CLIENT_TIMEOUT_SECS`, the test's own deadlines) and killed when
 //! the test ends, however it ends.
 
-use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
 
@@ -20,15 +19,11 @@ use tokio::process::{Child, ChildStdin, ChildStdout, Command};
 use vmsd::push_protocol;
 
 use crate::admin_support::{delete, expect, put, seed_cameras, USERS};
-use crate::common::TestServer;
+use crate::common::{clients_dir, skip_requested, TestServer};
 use crate::pushes::client;
 
-fn clients_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/clients")
-}
-
 fn skip_real_clients() -> bool {
-    std::env::var("VMSD_SKIP_REAL_CLIENTS").is_ok_and(|v| v == "1")
+    skip_requested("VMSD_SKIP_REAL_CLIENTS")
 }
 
 #[derive(Clone, Copy, Debug)]

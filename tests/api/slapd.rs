@@ -14,6 +14,8 @@ use std::time::{Duration, Instant};
 
 use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair, SanType};
 
+use crate::common::free_port;
+
 pub const SUFFIX: &str = "dc=example,dc=test";
 pub const ROOT_DN: &str = "cn=admin,dc=example,dc=test";
 const ROOT_PW: &str = "root-secret";
@@ -50,14 +52,6 @@ impl Drop for Slapd {
     fn drop(&mut self) {
         self.stop();
     }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 fn is_root() -> bool {

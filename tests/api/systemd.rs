@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::common::{connector_for, https};
+use crate::common::{connector_for, free_port, https};
 
 const ADMIN_PASSWORD: &str = "systemd-test-admin-pw";
 
@@ -20,14 +20,6 @@ impl Drop for Daemon {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// A config with cheap argon2 parameters; `listen` as given.
