@@ -254,6 +254,13 @@ impl Router {
                 .map_err(|e| format!("route {path}: {e}"))?;
         }
         let pusher = format!("{push_path}/app/{{key}}");
+        // `server::serve` hands console paths to the console before routing: a socket there
+        // would never be reached (check-config refuses such a `push.path` too).
+        if crate::console::is_console_path(&pusher) {
+            return Err(format!(
+                "push.path {push_path:?} lies under the admin console's /console"
+            ));
+        }
         if !ROUTES.iter().any(|(path, _)| *path == pusher) {
             paths.insert(pusher.clone(), PUSHER_SOCKET).map_err(|e| {
                 format!("push.path {push_path:?} clashes with another route ({pusher}: {e})")
@@ -295,6 +302,17 @@ impl Router {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn no_route_lies_under_the_console() {
+        // `server::serve` answers console paths before routing.
+        for (path, _) in ROUTES {
+            assert!(!crate::console::is_console_path(path), "{path}");
+        }
+        assert!(Router::new("/console").is_err());
+        assert!(Router::new("/console/ws").is_err());
+        assert!(Router::new("/consoles").is_ok());
+    }
 
     #[test]
     fn routes_methods_and_params() -> Result<(), String> {

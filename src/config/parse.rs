@@ -305,6 +305,7 @@ impl Walker {
                             && !path.ends_with('/')
                             && path.len() <= 64
                             && !path.contains("//")
+                            && !crate::console::is_console_path(path)
                             && path
                                 .bytes()
                                 .all(|b| b.is_ascii_alphanumeric() || b"/._~-".contains(&b))) =>
@@ -314,7 +315,8 @@ impl Walker {
                 _ => self.expected(
                     &s.key("path"),
                     "\"\" or a path of up to 64 characters like \"/pusher\" (starting with '/', \
-                     no trailing '/', only A-Z a-z 0-9 / . _ ~ -)",
+                     no trailing '/', only A-Z a-z 0-9 / . _ ~ -, not the admin console's \
+                     /console)",
                     v,
                 ),
             }

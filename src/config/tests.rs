@@ -583,6 +583,24 @@ fn push_section_defaults_values_and_errors() {
     assert!(e.iter().any(|m| m.starts_with("push.app_key: expected")));
 }
 
+#[test]
+fn a_push_path_under_the_console_is_refused() {
+    // The console answers every /console/... path before routing: a socket there is unreachable.
+    for path in ["/console", "/console/pusher"] {
+        let e = errors(&format!("[push]\npath = \"{path}\"\n"));
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert!(e[0].starts_with("push.path: expected"), "{e:?}");
+        assert!(e[0].contains("not the admin console's /console"), "{e:?}");
+    }
+    assert_eq!(
+        parse_str("[push]\npath = \"/consoles\"\n")
+            .unwrap()
+            .push
+            .path,
+        "/consoles"
+    );
+}
+
 /// A `[directory]` section with `extra` appended, its password file in `dir`.
 #[cfg(feature = "directory")]
 fn directory_section(dir: &Path, extra: &str) -> String {
