@@ -308,12 +308,11 @@ impl Client {
             RC_NO_SUCH_OBJECT => return Attempt::Answer(Ok(None)),
             rc => return Attempt::Failed(format!("search answered {rc}: {}", res.text)),
         }
-        let mut entries = entries.into_iter();
-        let (Some(found), None) = (entries.next(), entries.next()) else {
-            return match entries.len() {
-                0 => Attempt::Answer(Ok(None)),
-                _ => Attempt::Answer(Err(DirectoryError::Ambiguous)),
-            };
+        let found = match <[_; 1]>::try_from(entries) {
+            Ok([found]) => found,
+            Err(entries) if entries.is_empty() => return Attempt::Answer(Ok(None)),
+            // Two entries included: the sync must not take them for a person who is gone.
+            Err(_) => return Attempt::Answer(Err(DirectoryError::Ambiguous)),
         };
         // ldap3's `SearchEntry::construct` panics (`expect`) on an entry it cannot read, e.g.
         // a DN that is not UTF-8. A broken or hostile server must fail this server's attempt

@@ -844,6 +844,16 @@ async fn vmsd_directory_test_prints_what_a_login_would_get_and_exits_by_the_outc
     assert_eq!(code, 1);
     assert!(err.contains("the password is empty"), "{err}");
 
+    // Exactly two entries match: ambiguous, not "no entry" (the sync relies on the difference).
+    slapd.add(&format!(
+        "dn: ou=contractors,{PEOPLE}\nobjectClass: organizationalUnit\nou: contractors\n\n\
+         dn: uid=bob,ou=contractors,{PEOPLE}\nobjectClass: inetOrgPerson\nuid: bob\n\
+         cn: Other Bob\nsn: B\nuserPassword: bob-password\n"
+    ));
+    let (code, _, err) = directory_test(&config, "bob", "bob-password");
+    assert_eq!(code, 1);
+    assert!(err.contains("several entries under"), "{err}");
+
     let mut slapd = slapd;
     slapd.stop();
     let (code, _, err) = directory_test(&config, "alice", "alice-password");
