@@ -260,14 +260,21 @@ async fn main() -> BenchResult<()> {
         if status != 200 {
             return Err(format!("admin change answered {status}: {body}").into());
         }
-        tokio::time::timeout(Duration::from_secs(10), arrivals.all_in.notified())
-            .await
-            .map_err(|_| {
-                format!(
+        // Waits on the count, not on one notification: a permit left by an earlier change's
+        // last frame (the warm-up's) would otherwise end this round at once.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while arrivals.count.load(Ordering::Relaxed) < arrivals.expected {
+            if tokio::time::timeout_at(deadline, arrivals.all_in.notified())
+                .await
+                .is_err()
+            {
+                return Err(format!(
                     "round {round}: {} of {sockets} sockets got the event within 10 s",
                     arrivals.count.load(Ordering::Relaxed)
                 )
-            })?;
+                .into());
+            }
+        }
         let last = arrivals.base + Duration::from_nanos(arrivals.last_ns.load(Ordering::Relaxed));
         // Frames are queued before the 200 is written: a socket may have its frame first.
         last_frame_us.push(last.saturating_duration_since(answered).as_micros() as u32);
