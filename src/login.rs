@@ -324,9 +324,9 @@ pub(crate) async fn open_session(
     let (token, hash, access_token_id) = new_token()?;
     // SPEC §6: the socket's login also hands out a refresh token; REST logins do not.
     let (refresh_token, refresh) = if kind == LoginKind::Any {
-        let (refresh_token, _, _) = new_token()?;
+        let (refresh_token, refresh_digest, _) = new_token()?;
         let refresh = RefreshToken {
-            hash: refresh_hash(&refresh_token),
+            hash: hex::encode(refresh_digest),
             expires_at: at.saturating_add(secs(auth_cfg.refresh_token_ttl)),
         };
         (Some(refresh_token), Some(refresh))

@@ -26,32 +26,68 @@ pub struct Derived {
     pub cameras: BTreeSet<u64>,
 }
 
-impl Derived {
-    /// Reads the camera groups now (outside any transaction: sled transactions cannot scan).
-    /// A group's sub-groups count as part of it.
-    pub fn new(app: &App, entry: &Entry, grant: &Grant) -> Result<Derived, StoreError> {
-        let mut cameras = grant.cameras.clone();
-        if !grant.camera_groups.is_empty() {
-            let groups: Vec<_> = app.store.camera_groups().collect::<Result<_, _>>()?;
-            let mut wanted = grant.camera_groups.clone();
-            // Descendants: repeat until no group is added (the tree is small and acyclic).
-            loop {
-                let before = wanted.len();
-                for g in &groups {
-                    if g.parent_id.is_some_and(|p| wanted.contains(&p)) {
-                        wanted.insert(g.id);
-                    }
-                }
-                if wanted.len() == before {
-                    break;
+/// The cameras of each camera group and the groups' parents, read once (outside any
+/// transaction: sled transactions cannot scan) and only if a grant names camera groups: a
+/// sync resolves every account's grant against one reading instead of scanning all cameras
+/// per account.
+#[derive(Default)]
+pub struct GroupCameras {
+    loaded: bool,
+    parents: Vec<(u64, u64)>,
+    cameras: Vec<(u64, u64)>,
+}
+
+impl GroupCameras {
+    /// The cameras of `groups` and of their sub-groups.
+    fn resolve(&mut self, app: &App, groups: &BTreeSet<u64>) -> Result<BTreeSet<u64>, StoreError> {
+        if !self.loaded {
+            for g in app.store.camera_groups() {
+                let g = g?;
+                if let Some(parent) = g.parent_id {
+                    self.parents.push((g.id, parent));
                 }
             }
             for camera in app.store.cameras() {
                 let camera = camera?;
-                if camera.group_id.is_some_and(|g| wanted.contains(&g)) {
-                    cameras.insert(camera.id);
+                if let Some(group) = camera.group_id {
+                    self.cameras.push((camera.id, group));
                 }
             }
+            self.loaded = true;
+        }
+        let mut wanted = groups.clone();
+        // Descendants: repeat until no group is added (the tree is small and acyclic).
+        loop {
+            let before = wanted.len();
+            for (id, parent) in &self.parents {
+                if wanted.contains(parent) {
+                    wanted.insert(*id);
+                }
+            }
+            if wanted.len() == before {
+                break;
+            }
+        }
+        Ok(self
+            .cameras
+            .iter()
+            .filter(|(_, group)| wanted.contains(group))
+            .map(|(id, _)| *id)
+            .collect())
+    }
+}
+
+impl Derived {
+    /// `groups` holds what earlier grants of the same login or sync read of the camera groups.
+    pub fn new(
+        app: &App,
+        entry: &Entry,
+        grant: &Grant,
+        groups: &mut GroupCameras,
+    ) -> Result<Derived, StoreError> {
+        let mut cameras = grant.cameras.clone();
+        if !grant.camera_groups.is_empty() {
+            cameras.extend(groups.resolve(app, &grant.camera_groups)?);
         }
         Ok(Derived {
             directory_id: entry.id.clone(),

@@ -9,7 +9,7 @@ use crate::login::{open_session, Login, LoginError, LoginKind};
 use crate::model::{now, Account, AuditEntry, STATUS_ACTIVE};
 use crate::store::{LoginTaken, StoreError, TxError};
 
-use super::account::{self, Derived};
+use super::account::{self, Derived, GroupCameras};
 use super::{grant, Directory, DirectoryError};
 
 /// Seconds a client is told to wait when the directory is unreachable: long enough not to
@@ -134,7 +134,7 @@ pub async fn login(
             return Err(LoginError::Disabled);
         }
     }
-    let derived = Derived::new(app, &entry, &grant)?;
+    let derived = Derived::new(app, &entry, &grant, &mut GroupCameras::default())?;
     let language = default_language(app);
     let created_entry = audit_entry(app, None, "directory_created", None, &[]);
     let updated_entry = audit_entry(app, None, "directory_login", None, &[]);

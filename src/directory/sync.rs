@@ -14,7 +14,7 @@ use crate::model::{now, AuditEntry};
 use crate::shutdown::Shutdown;
 use crate::store::{LoginTaken, StoreError, TxError};
 
-use super::account::{self, Derived};
+use super::account::{self, Derived, GroupCameras};
 use super::{grant, Directory, DirectoryError, Entry};
 
 /// What one sync did.
@@ -118,6 +118,7 @@ pub async fn sync(app: &App, directory: &Directory) -> Result<Report, SyncError>
         });
     }
     let language = default_language(app);
+    let mut group_cameras = GroupCameras::default();
     for ((id, _), entry) in linked.iter().zip(&entries) {
         let granted = entry
             .as_ref()
@@ -164,7 +165,7 @@ pub async fn sync(app: &App, directory: &Directory) -> Result<Report, SyncError>
                 }
             }
             Some((entry, grant)) => {
-                let mut derived = Derived::new(app, entry, &grant)?;
+                let mut derived = Derived::new(app, entry, &grant, &mut group_cameras)?;
                 let update_entry = audit_entry(app, None, "directory_sync", Some(*id), &[]);
                 let revoked_entry =
                     audit_entry(app, None, "session_revoked", Some(*id), &["session"]);

@@ -38,7 +38,7 @@ pub const MSG_DATA_TYPE: &str = "User data must be a JSON object or null";
 pub const MSG_INTRO_TYPE: &str = "Field introReviewed must be true or false";
 pub const MSG_PASSWORD_FIXED: &str = "This account is not allowed to change its password";
 /// SPEC §10: a directory login that no `[[directory.map]]` entry admits.
-pub const MSG_NOT_ALLOWED: &str = "This account is not allowed on this box.";
+pub use crate::error::MSG_NOT_ALLOWED;
 pub const MSG_SOCKETS_PER_ACCOUNT: &str = "Too many WebSocket connections for this account";
 pub const MSG_INTERNAL: &str = "Internal server error";
 pub const MSG_SESSION_LIMIT: &str =
