@@ -156,8 +156,31 @@ impl From<NoRandomness> for LoginError {
 }
 
 /// Writes an audit entry on its own (login failures, lockouts) and makes it durable.
-async fn audit_alone(app: &App, entry: AuditEntry) -> Result<(), StoreError> {
+pub(crate) async fn audit_alone(app: &App, entry: AuditEntry) -> Result<(), StoreError> {
     app.store.write(|tx| tx.audit(&entry)).await
+}
+
+/// A wrong password (local or directory): audits `login_failed`, and `lockout` when
+/// `locked_now` (the admission's settlement said this failure reached the threshold).
+pub(crate) async fn record_failed_login(
+    app: &App,
+    account_id: Option<u64>,
+    locked_now: bool,
+) -> Result<(), LoginError> {
+    audit_alone(
+        app,
+        audit_entry(app, None, "login_failed", account_id, &["password"]),
+    )
+    .await?;
+    if locked_now {
+        tracing::warn!(user_id = account_id, "login locked out after failed logins");
+        audit_alone(
+            app,
+            audit_entry(app, None, "lockout", account_id, &["status"]),
+        )
+        .await?;
+    }
+    Ok(())
 }
 
 /// The whole login of SPEC §3 for one route. `body` is the request object.
@@ -244,23 +267,7 @@ pub async fn login(
         .await?;
     let locked_now = admission.settle(ok, auth_cfg.lockout_threshold, auth_cfg.lockout_duration);
     if !ok {
-        audit_alone(
-            app,
-            audit_entry(app, None, "login_failed", Some(account.id), &["password"]),
-        )
-        .await?;
-        if locked_now {
-            tracing::warn!(
-                user_id = account.id,
-                "account {} locked out after failed logins",
-                account.id
-            );
-            audit_alone(
-                app,
-                audit_entry(app, None, "lockout", Some(account.id), &["status"]),
-            )
-            .await?;
-        }
+        record_failed_login(app, Some(account.id), locked_now).await?;
         return Err(LoginError::BadCredentials);
     }
     let at = now();

@@ -5,9 +5,9 @@
 use crate::accounts::{audit_entry, default_language};
 use crate::app::App;
 use crate::auth::ClientMeta;
-use crate::login::{open_session, Login, LoginError, LoginKind};
-use crate::model::{now, Account, AuditEntry, STATUS_ACTIVE};
-use crate::store::{LoginTaken, StoreError, TxError};
+use crate::login::{audit_alone, open_session, record_failed_login, Login, LoginError, LoginKind};
+use crate::model::{login_key, now, Account, AuditEntry, STATUS_ACTIVE};
+use crate::store::{LoginTaken, TxError};
 
 use super::account::{self, Derived, GroupCameras};
 use super::{grant, Directory, DirectoryError};
@@ -36,17 +36,10 @@ impl From<LoginTaken> for LoginError {
 /// hashed into the upper half of the id space (account ids are counted from 1 and never
 /// get there).
 fn unknown_login_key(login: &str) -> u64 {
-    let digest = ring::digest::digest(
-        &ring::digest::SHA256,
-        login.trim().to_lowercase().as_bytes(),
-    );
+    let digest = ring::digest::digest(&ring::digest::SHA256, login_key(login).as_bytes());
     let mut bytes = [0u8; 8];
     bytes.copy_from_slice(&digest.as_ref()[..8]);
     u64::from_be_bytes(bytes) | (1 << 63)
-}
-
-async fn audit_alone(app: &App, entry: AuditEntry) -> Result<(), StoreError> {
-    app.store.write(|tx| tx.audit(&entry)).await
 }
 
 /// SPEC §10's login. `found` is the directory account the login names, if any (a local one
@@ -91,22 +84,7 @@ pub async fn login(
             tracing::info!(user_id = found_id, reason = %e, "directory login refused");
             let locked_now =
                 admission.settle(false, auth_cfg.lockout_threshold, auth_cfg.lockout_duration);
-            audit_alone(
-                app,
-                audit_entry(app, None, "login_failed", found_id, &["password"]),
-            )
-            .await?;
-            if locked_now {
-                tracing::warn!(
-                    user_id = found_id,
-                    "directory login locked out after failed logins"
-                );
-                audit_alone(
-                    app,
-                    audit_entry(app, None, "lockout", found_id, &["status"]),
-                )
-                .await?;
-            }
+            record_failed_login(app, found_id, locked_now).await?;
             return Err(LoginError::BadCredentials);
         }
     };
@@ -178,19 +156,4 @@ pub async fn login(
     )
     .await?;
     Ok(login)
-}
-
-impl From<DirectoryError> for LoginError {
-    fn from(e: DirectoryError) -> Self {
-        match e {
-            DirectoryError::Unavailable(_) => LoginError::DirectoryUnavailable {
-                retry_after: RETRY_AFTER_UNREACHABLE,
-            },
-            DirectoryError::Busy => LoginError::DirectoryUnavailable { retry_after: 1 },
-            DirectoryError::EmptyPassword
-            | DirectoryError::NotFound
-            | DirectoryError::Ambiguous
-            | DirectoryError::BadPassword => LoginError::BadCredentials,
-        }
-    }
 }
