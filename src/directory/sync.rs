@@ -134,7 +134,8 @@ pub async fn sync(app: &App, directory: &Directory) -> Result<Report, SyncError>
                 let written = app
                     .store
                     .commit(|tx| {
-                        let written = account::disable::<()>(tx, *id, at)?;
+                        let written = account::disable::<std::convert::Infallible>(tx, *id, at)?;
+                        // Nothing written (already disabled): `commit` then skips the flush.
                         if let Some(w) = &written {
                             tx.audit(&AuditEntry {
                                 at,
@@ -143,9 +144,6 @@ pub async fn sync(app: &App, directory: &Directory) -> Result<Report, SyncError>
                             if w.revoked > 0 {
                                 tx.audit(&revoked_entry)?;
                             }
-                        } else {
-                            // Nothing to write: no flush to wait for.
-                            return Err(TxError::Abort(()));
                         }
                         Ok(written)
                     })
@@ -160,8 +158,9 @@ pub async fn sync(app: &App, directory: &Directory) -> Result<Report, SyncError>
                             disable_reason(entry.as_ref())
                         );
                     }
-                    Ok(None) | Err(TxError::Abort(())) => {}
+                    Ok(None) => {}
                     Err(TxError::Store(e)) => return Err(e.into()),
+                    Err(TxError::Abort(never)) => match never {},
                 }
             }
             Some((entry, grant)) => {
