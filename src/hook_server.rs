@@ -102,13 +102,13 @@ async fn serve_connection(
 async fn handle(app: &App, req: hyper::Request<Incoming>) -> Response<Body> {
     match tokio::time::timeout(app.config.limits.request_timeout, answer(app, req)).await {
         Ok(response) => response,
-        Err(_) => no_store(ApiError::Unavailable { retry_after: 1 }.into_response()),
+        Err(_) => ApiError::Unavailable { retry_after: 1 }.into_response(),
     }
 }
 
 async fn answer(app: &App, req: hyper::Request<Incoming>) -> Response<Body> {
     if req.uri().path() != HOOK_PATH {
-        return no_store(ApiError::NotFound.into_response());
+        return ApiError::NotFound.into_response();
     }
     let check = match *req.method() {
         Method::POST => read_mediamtx(req).await,
@@ -119,7 +119,7 @@ async fn answer(app: &App, req: hyper::Request<Incoming>) -> Response<Body> {
         ),
         _ => {
             let allowed = vec![Method::GET, Method::POST];
-            return no_store(ApiError::MethodNotAllowed(allowed).into_response());
+            return ApiError::MethodNotAllowed(allowed).into_response();
         }
     };
     // Formatted only when someone reads it: this runs on every play request.
@@ -129,9 +129,9 @@ async fn answer(app: &App, req: hyper::Request<Incoming>) -> Response<Body> {
             if let Some(request) = described {
                 tracing::debug!(%request, ?decision, "media hook decision");
             }
-            no_store(render(decision))
+            render(decision)
         }
-        Err(e) => no_store(ApiError::from(e).into_response()),
+        Err(e) => ApiError::from(e).into_response(),
     }
 }
 
@@ -190,16 +190,13 @@ pub fn render(decision: MediaDecision) -> Response<Body> {
 }
 
 /// 200 `{"status":"ok"}` from static bytes: the answer to nearly every check.
+/// Like every JSON answer (`error::json_response`), not to be kept by any cache.
 fn allow() -> Response<Body> {
     let mut response = Response::new(Body::new(Bytes::from_static(b"{\"status\":\"ok\"}")));
     response.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),
     );
-    response
-}
-
-fn no_store(mut response: Response<Body>) -> Response<Body> {
     response
         .headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
@@ -230,7 +227,7 @@ mod tests {
             ),
         ];
         for (decision, status, body) in cases {
-            let response = no_store(render(decision));
+            let response = render(decision);
             assert_eq!(response.status().as_u16(), status);
             assert_eq!(response.headers()[header::CACHE_CONTROL], "no-store");
             assert_eq!(response.headers()[header::CONTENT_TYPE], "application/json");
