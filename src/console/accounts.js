@@ -3,7 +3,7 @@
 // deleted through the admin API.
 
 import { cameraBatches, del, get, post, put } from './api.js';
-import { field, h, fill, values } from './dom.js';
+import { field, h, fill, input, number, values } from './dom.js';
 import { t } from './i18n.js';
 import {
   auditTable, cameraPicker, deleteButton, facts, form, go, link, listPage, notice, permissionPicker, table,
@@ -15,7 +15,6 @@ const SPECIAL = '/api/admin/v1/special-users';
 let catalogue = null;
 const permissions = async () => (catalogue ??= await get('/api/admin/v1/permissions'));
 
-const input = (name, attrs) => h('input', { name, id: name, autocomplete: 'off', ...attrs });
 const passwordInputs = (label) => [
   field(label, input('password', { type: 'password', autocomplete: 'new-password' })),
   field(t('passwordConfirm'), input('password_confirmation', { type: 'password', autocomplete: 'new-password' })),
@@ -112,8 +111,6 @@ export function specialList(root) {
   });
 }
 
-/** A PTZ priority as typed: a number when it is one, else the text (the API says why not). */
-const ptzValue = (s) => (s.trim() === '' ? null : /^\d+$/.test(s.trim()) ? Number(s) : s);
 
 /** Creates (`id` null) or edits a temporary user; an edit sends only what changed. */
 export async function specialForm(root, id, flash) {
@@ -145,7 +142,7 @@ export async function specialForm(root, id, flash) {
       body.password_confirmation = v.password_confirmation;
     }
     changed('expired_at', v.expired_at.trim() || null, u?.expired_at ?? null);
-    changed('ptz_priority', ptzValue(v.ptz_priority), u?.ptz_priority ?? null);
+    changed('ptz_priority', number(v.ptz_priority), u?.ptz_priority ?? null);
     const ids = perms.ids().sort();
     if (!u || ids.join() !== had.join()) body.permissions = ids;
     const d = cams.diff();

@@ -1,17 +1,14 @@
 // Cameras and camera groups (SPEC §4.4): paged lists with search, create, edit, delete.
 
 import { del, get, post, put } from './api.js';
-import { field, fill, h, select, values } from './dom.js';
+import { field, fill, h, input, number, select, values } from './dom.js';
 import { t } from './i18n.js';
 import { deleteButton, facts, form, go, link, listPage, notice } from './ui.js';
 
 const CAMERAS = '/api/admin/v1/cameras';
 const GROUPS = '/api/admin/v1/camera-groups';
 
-const input = (name, attrs) => h('input', { name, id: name, autocomplete: 'off', ...attrs });
 const check = (name, on, label) => h('label.check', null, h('input', { type: 'checkbox', name, id: name, checked: !!on }), label);
-/** A whole number as typed, else the text itself (the API names the problem); empty is null. */
-const number = (s) => (s.trim() === '' ? null : /^\d+$/.test(s.trim()) ? Number(s) : s);
 const allGroups = async () => (await get(GROUPS, { per_page: 500 })).data;
 
 export function cameraList(root, flash) {

@@ -47,6 +47,12 @@ export function values(form) {
   return out;
 }
 
+/** A named text input (its id the same name, for labels and tests). */
+export const input = (name, attrs) => h('input', { name, id: name, autocomplete: 'off', ...attrs });
+
+/** A whole number as typed, else the text itself (the API names the problem); empty is null. */
+export const number = (s) => (s.trim() === '' ? null : /^\d+$/.test(s.trim()) ? Number(s) : s);
+
 /** A <select> of [value, label] pairs. */
 export function select(name, options, current) {
   return h('select', { name },
