@@ -284,6 +284,9 @@ async fn protected_actions_need_authentication() {
         "user/get",
         "user/update",
         "user/updateCurrent",
+        "user/list",
+        "user/insert",
+        "user/delete",
     ] {
         let r = call(
             &mut ws,
@@ -294,6 +297,8 @@ async fn protected_actions_need_authentication() {
         assert_eq!(r, error(action, json!(action), 401, "Unauthorized"));
     }
     assert_eq!(s.app.store.account(1).unwrap().unwrap().data, None);
+    // Nothing was created or deleted either.
+    assert_eq!(s.app.store.accounts().count(), 1);
     s.stop().await;
 }
 

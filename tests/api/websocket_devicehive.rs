@@ -531,6 +531,15 @@ async fn user_delete_cascades_like_rest_and_protects_the_last_active_admin() {
             "The last active administrator cannot be deleted"
         )
     );
+    // Refused: the admin and its sessions are untouched.
+    assert!(s.app.store.account(admin_id).unwrap().is_some());
+    assert_eq!(s.self_status(&admin_rest).await, 200);
+    assert_eq!(get_current(&mut ws).await["status"], "success");
+    assert_eq!(
+        delete_user(&mut ws, json!("x")).await["code"],
+        400,
+        "a userId that is no id"
+    );
     assert_eq!(
         delete_user(&mut ws, json!(999)).await,
         error("user/delete", json!(5), 404, "User with id = 999 not found")
@@ -558,6 +567,8 @@ async fn user_delete_cascades_like_rest_and_protects_the_last_active_admin() {
         delete_user(&mut kim_ws, json!(kid_id)).await,
         error("user/delete", json!(5), 403, "Access is denied")
     );
+    assert!(s.app.store.account(kid_id).unwrap().is_some());
+    assert_eq!(s.self_status(&kim_token).await, 200);
     assert_eq!(
         delete_user(&mut ws, json!(parent.id.to_string())).await,
         success("user/delete", json!(5))
@@ -603,5 +614,7 @@ async fn user_delete_cascades_like_rest_and_protects_the_last_active_admin() {
             "The last active administrator cannot be deleted"
         )
     );
+    assert!(s.app.store.account(other.id).unwrap().is_some());
+    assert_eq!(get_current(&mut root).await["status"], "success");
     s.stop().await;
 }

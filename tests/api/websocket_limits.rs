@@ -167,6 +167,19 @@ async fn sockets_per_account_are_capped() {
             "Too many WebSocket connections for this account"
         )
     );
+    // `token` never binds the socket, so the cap never refuses it (SPEC §6): the extra socket
+    // logs in and gets tokens, and still holds no place.
+    let r = call(
+        &mut extra,
+        json!({"action": "token", "requestId": "t", "login": "alice", "password": "alice-password"}),
+    )
+    .await;
+    assert_eq!(r["status"], "success", "{r}");
+    assert!(
+        r["accessToken"].as_str().is_some_and(|t| !t.is_empty()),
+        "{r}"
+    );
+    assert_eq!(s.app.sockets.account_count(alice.id), CAP);
     // Authenticating again on a socket that already holds a place takes no second one.
     let r = call(
         &mut sockets[0],
