@@ -71,7 +71,9 @@ async fn refresh_gives_the_session_a_new_access_token_and_keeps_the_refresh_toke
     let before = s.app.store.sessions_of(alice.id).unwrap();
     assert_eq!(before.len(), 1);
 
+    let refreshed_from = vmsd::model::now();
     let r = refresh(&s, json!(refresh_token)).await;
+    let refreshed_by = vmsd::model::now();
     let second = r["accessToken"].as_str().unwrap().to_owned();
     assert_eq!(
         r,
@@ -94,7 +96,15 @@ async fn refresh_gives_the_session_a_new_access_token_and_keeps_the_refresh_toke
             old.created_at
         )
     );
-    assert!(new.expires_at >= old.expires_at);
+    // The new access token lives a client's `client_token_ttl` from the refresh.
+    let ttl = i64::try_from(s.app.config.auth.client_token_ttl.as_secs()).unwrap();
+    assert!(
+        (refreshed_from + ttl..=refreshed_by + ttl).contains(&new.expires_at),
+        "{} not within {}..={}",
+        new.expires_at,
+        refreshed_from + ttl,
+        refreshed_by + ttl
+    );
     // A socket bound to the old token loses its authentication; the new one authenticates.
     let mut bound = socket_with(&s, &second).await;
     // The refresh token does not rotate: it works again, and ends `second` in turn.
