@@ -98,11 +98,8 @@ impl Walker {
         }
         d.ca_file = self.string(s, "ca_file", 1, usize::MAX).map(PathBuf::from);
         if let Some(ca) = &d.ca_file {
-            if let Err(e) = std::fs::metadata(ca).and_then(|_| std::fs::read(ca).map(|_| ())) {
-                self.errors.push(format!(
-                    "directory.ca_file: cannot read {}: {e}",
-                    ca.display()
-                ));
+            if let Err(e) = crate::directory::ldap::ca_file_roots(ca) {
+                self.errors.push(e);
             }
         }
         d.bind_dn = self.string(s, "bind_dn", 1, MAX_LDAP_STRING);

@@ -617,6 +617,27 @@ fn directory_section(dir: &Path, extra: &str) -> String {
 
 #[cfg(feature = "directory")]
 #[test]
+fn a_ca_file_that_is_no_pem_certificate_is_refused() {
+    // The same reading as start-up's (`directory::ldap::ca_file_roots`), so check-config
+    // refuses what the daemon would refuse to start with.
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("ca.pem");
+    std::fs::write(&ca, "not a certificate\n").unwrap();
+    let e = errors(&directory_section(
+        dir.path(),
+        &format!("ca_file = {:?}\n", ca.display().to_string()),
+    ));
+    assert_eq!(
+        e,
+        [format!(
+            "directory.ca_file: {} holds no certificate",
+            ca.display()
+        )]
+    );
+}
+
+#[cfg(feature = "directory")]
+#[test]
 fn directory_section_defaults_and_values() {
     assert_eq!(Config::default().directory, None);
     let dir = tempfile::tempdir().unwrap();

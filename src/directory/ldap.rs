@@ -59,34 +59,40 @@ pub struct Client {
     map_groups: Vec<String>,
 }
 
+/// The certificates of a `ca_file`: what start-up trusts and what `check-config` checks, so
+/// a file that is not PEM certificates is refused by both.
+pub fn ca_file_roots(path: &std::path::Path) -> Result<rustls::RootCertStore, String> {
+    let mut roots = rustls::RootCertStore::empty();
+    let pem = std::fs::read(path)
+        .map_err(|e| format!("directory.ca_file: cannot read {}: {e}", path.display()))?;
+    for cert in CertificateDer::pem_slice_iter(&pem) {
+        let cert = cert.map_err(|e| {
+            format!(
+                "directory.ca_file: {}: not PEM certificates: {e}",
+                path.display()
+            )
+        })?;
+        roots.add(cert).map_err(|e| {
+            format!(
+                "directory.ca_file: {}: unusable certificate: {e}",
+                path.display()
+            )
+        })?;
+    }
+    if roots.is_empty() {
+        return Err(format!(
+            "directory.ca_file: {} holds no certificate",
+            path.display()
+        ));
+    }
+    Ok(roots)
+}
+
 /// The trust anchors: `ca_file`, else the system's roots.
 fn root_store(config: &DirectoryConfig) -> Result<rustls::RootCertStore, String> {
     let mut roots = rustls::RootCertStore::empty();
     match &config.ca_file {
-        Some(path) => {
-            let pem = std::fs::read(path)
-                .map_err(|e| format!("directory.ca_file: cannot read {}: {e}", path.display()))?;
-            for cert in CertificateDer::pem_slice_iter(&pem) {
-                let cert = cert.map_err(|e| {
-                    format!(
-                        "directory.ca_file: {}: not PEM certificates: {e}",
-                        path.display()
-                    )
-                })?;
-                roots.add(cert).map_err(|e| {
-                    format!(
-                        "directory.ca_file: {}: unusable certificate: {e}",
-                        path.display()
-                    )
-                })?;
-            }
-            if roots.is_empty() {
-                return Err(format!(
-                    "directory.ca_file: {} holds no certificate",
-                    path.display()
-                ));
-            }
-        }
+        Some(path) => roots = ca_file_roots(path)?,
         None => {
             let found = rustls_native_certs::load_native_certs();
             for cert in found.certs {
