@@ -108,6 +108,22 @@ pub fn process_memory_kib(pid: &str, field: &str) -> BenchResult<u64> {
 }
 
 /// The value at quantile `q` (0..=1) of an ascending sample, nearest rank.
+/// The status and `Content-Length` (0 when absent) of an HTTP/1.1 response head, the
+/// status line through the blank line: the tools' one reading of vmsd's answers.
+pub fn response_head(head: &str) -> Option<(u16, usize)> {
+    let status = head.get(9..12)?.parse().ok()?;
+    let length = head
+        .lines()
+        .find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.eq_ignore_ascii_case("content-length")
+                .then(|| v.trim().parse::<usize>().ok())
+                .flatten()
+        })
+        .unwrap_or(0);
+    Some((status, length))
+}
+
 pub fn percentile(sorted: &[u32], q: f64) -> u32 {
     if sorted.is_empty() {
         return 0;

@@ -21,7 +21,7 @@ use std::net::TcpStream;
 use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
-use crate::{percentile, process_cpu_us, summary, BenchResult};
+use crate::{percentile, process_cpu_us, response_head, summary, BenchResult};
 
 /// How long after the window answers to requests sent inside it are still awaited.
 const DRAIN: Duration = Duration::from_secs(1);
@@ -105,17 +105,7 @@ fn ppoll(fds: &mut [libc::pollfd], timeout: Duration) -> std::io::Result<()> {
 /// The length of the first complete HTTP/1.1 response in `buf` and its status.
 fn complete_response(buf: &[u8]) -> Option<(usize, u16)> {
     let header_end = buf.windows(4).position(|w| w == b"\r\n\r\n")? + 4;
-    let head = std::str::from_utf8(&buf[..header_end]).ok()?;
-    let status = head.get(9..12)?.parse().ok()?;
-    let length = head
-        .lines()
-        .find_map(|l| {
-            let (k, v) = l.split_once(':')?;
-            k.eq_ignore_ascii_case("content-length")
-                .then(|| v.trim().parse::<usize>().ok())
-                .flatten()
-        })
-        .unwrap_or(0);
+    let (status, length) = response_head(std::str::from_utf8(&buf[..header_end]).ok()?)?;
     (buf.len() >= header_end + length).then_some((header_end + length, status))
 }
 

@@ -31,7 +31,7 @@ use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 
 use vmsd_bench_tools::{
-    client_config, paced, percentile, process_cpu_us, summary, Args, BenchResult,
+    client_config, paced, percentile, process_cpu_us, response_head, summary, Args, BenchResult,
 };
 
 /// What the seeder left for the client: tokens, logins, the temporary users to attach to.
@@ -279,17 +279,8 @@ impl Conn {
             let have = self.end - self.start;
             self.fill(have + 1).await?;
         };
-        let head = std::str::from_utf8(&self.buffered()[..header_end])?;
-        let status: u16 = head.get(9..12).ok_or("short status line")?.parse()?;
-        let length = head
-            .lines()
-            .find_map(|l| {
-                let (k, v) = l.split_once(':')?;
-                k.eq_ignore_ascii_case("content-length")
-                    .then(|| v.trim().parse::<usize>().ok())
-                    .flatten()
-            })
-            .unwrap_or(0);
+        let (status, length) = response_head(std::str::from_utf8(&self.buffered()[..header_end])?)
+            .ok_or("no status line")?;
         self.fill(header_end + length).await?;
         let body = self.buffered()[header_end..header_end + length].to_vec();
         self.start += header_end + length;
