@@ -403,27 +403,35 @@ async fn a_second_daemon_on_a_held_data_dir_fails_clearly() {
     assert_eq!(first.admin_login("admin-password-1").await.status, 200);
 }
 
-/// `vmsd admin reset-password LOGIN` with `password` on stdin.
-fn reset_password(config: &Path, data: &Path, login: &str, password: &str) -> Output {
+/// Runs `command` to its end with `input` on its standard input; stdout and stderr captured.
+pub(crate) fn run_with_stdin(command: &mut Command, input: &str) -> Output {
     use std::io::Write;
-    let mut child = vmsd(&[
-        "admin",
-        "reset-password",
-        login,
-        "-c",
-        config.to_str().unwrap(),
-        "--data-dir",
-        data.to_str().unwrap(),
-    ])
-    .stdin(Stdio::piped())
-    .stdout(Stdio::piped())
-    .stderr(Stdio::piped())
-    .spawn()
-    .unwrap();
+    let mut child = command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
     let mut stdin = child.stdin.take().unwrap();
-    stdin.write_all(format!("{password}\n").as_bytes()).unwrap();
+    stdin.write_all(input.as_bytes()).unwrap();
     drop(stdin);
     child.wait_with_output().unwrap()
+}
+
+/// `vmsd admin reset-password LOGIN` with `password` on stdin.
+fn reset_password(config: &Path, data: &Path, login: &str, password: &str) -> Output {
+    run_with_stdin(
+        &mut vmsd(&[
+            "admin",
+            "reset-password",
+            login,
+            "-c",
+            config.to_str().unwrap(),
+            "--data-dir",
+            data.to_str().unwrap(),
+        ]),
+        &format!("{password}\n"),
+    )
 }
 
 #[tokio::test]

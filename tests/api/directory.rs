@@ -751,18 +751,10 @@ async fn a_sync_disable_of_an_unmapped_person_is_lifted_when_a_map_matches_again
 
 /// `vmsd directory test LOGIN -c FILE` with `password` on stdin: (exit code, stdout, stderr).
 fn directory_test(config: &std::path::Path, login: &str, password: &str) -> (i32, String, String) {
-    use std::io::Write;
-    let mut child = crate::cli::vmsd(&["directory", "test", login, "-c"])
-        .arg(config)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdin = child.stdin.take().unwrap();
-    stdin.write_all(format!("{password}\n").as_bytes()).unwrap();
-    drop(stdin);
-    let out = child.wait_with_output().unwrap();
+    let out = crate::cli::run_with_stdin(
+        crate::cli::vmsd(&["directory", "test", login, "-c"]).arg(config),
+        &format!("{password}\n"),
+    );
     (
         out.status.code().unwrap(),
         crate::cli::text(&out.stdout),
@@ -1108,24 +1100,13 @@ async fn bench_directory_logins() {
 
 #[tokio::test]
 async fn reset_password_refuses_a_directory_account() {
-    use std::io::Write;
     let f = Fixture::start().await;
     f.s.login_ok_directory("alice").await;
     let dir = f.s.stop().await;
-    let mut child = crate::cli::vmsd(&["admin", "reset-password", "alice", "--data-dir"])
-        .arg(dir.path())
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(b"a-new-password-1\n")
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = crate::cli::run_with_stdin(
+        crate::cli::vmsd(&["admin", "reset-password", "alice", "--data-dir"]).arg(dir.path()),
+        "a-new-password-1\n",
+    );
     let err = crate::cli::text(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(

@@ -7,7 +7,6 @@
 //!
 //! slapd is required: without it the tests fail and say to run `.ci/run`, which installs it.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -213,21 +212,12 @@ impl Slapd {
     }
 
     fn tool(&self, tool: &str, extra: &[&str], input: &str) {
-        let mut child = Command::new(tool)
-            .args(["-x", "-H", &self.ldap_url(), "-D", ROOT_DN, "-w", ROOT_PW])
-            .args(extra)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(input.as_bytes())
-            .unwrap();
-        let out = child.wait_with_output().unwrap();
+        let out = crate::cli::run_with_stdin(
+            Command::new(tool)
+                .args(["-x", "-H", &self.ldap_url(), "-D", ROOT_DN, "-w", ROOT_PW])
+                .args(extra),
+            input,
+        );
         assert!(
             out.status.success(),
             "{tool} failed: {}\n{}",
