@@ -30,6 +30,7 @@
 //!   the group → role mapping, directory accounts' writes and the background sync.
 //! - `throttle`     — per-account lockout and per-IP login throttling, in memory.
 //! - `password`     — argon2id hashing off the runtime behind a bounded queue.
+//! - `gate`         — that bounded queue (`max_concurrent` + `queue_limit`), also the directory's.
 //! - `sockets`      — the registry of open WebSockets.
 //! - `stream_token` — the signed stream tokens of stream URLs (SPEC §8).
 //! - `media_hook`   — decoding a media server's authorization request; camera matching by path.
@@ -60,6 +61,7 @@ pub mod daemon;
 pub mod directory;
 pub mod error;
 pub(crate) mod files;
+pub mod gate;
 pub mod handlers;
 pub mod hook_server;
 pub mod housekeeping;

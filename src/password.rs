@@ -12,9 +12,9 @@ use std::sync::{Arc, Mutex};
 
 use argon2::password_hash::{Output, PasswordHash, SaltString};
 use argon2::{Algorithm, Argon2, Block, Params, Version};
-use tokio::sync::Semaphore;
 
 use crate::config::Argon2Config;
+use crate::gate::Gate;
 
 /// Stored hashes asking for more than this are refused before verifying: a damaged or
 /// foreign hash must not make us allocate gigabytes.
@@ -97,10 +97,8 @@ impl std::error::Error for HashError {}
 pub struct Hasher {
     params: Params,
     max_concurrent: usize,
-    /// Permits to run a hash now.
-    running: Arc<Semaphore>,
-    /// Permits to be running or waiting: `max_concurrent + queue_limit`.
-    admitted: Arc<Semaphore>,
+    /// Hashes at once (`max_concurrent`) and waiting (`queue_limit`).
+    gate: Gate,
     /// A well-formed hash with the configured parameters that no password matches, verified
     /// against when a login is unknown so that the answer takes as long as for a known login.
     dummy_hash: String,
@@ -115,8 +113,7 @@ impl Hasher {
         Ok(Hasher {
             params,
             max_concurrent: cfg.max_concurrent,
-            running: Arc::new(Semaphore::new(cfg.max_concurrent)),
-            admitted: Arc::new(Semaphore::new(cfg.max_concurrent + cfg.queue_limit)),
+            gate: Gate::new(cfg.max_concurrent, cfg.queue_limit),
             dummy_hash,
             buffers: Arc::new(Buffers::default()),
         })
@@ -130,17 +127,7 @@ impl Hasher {
         blocks: usize,
         work: impl FnOnce(&mut Vec<Block>) -> T + Send + 'static,
     ) -> Result<T, HashError> {
-        let admitted = self
-            .admitted
-            .clone()
-            .try_acquire_owned()
-            .map_err(|_| HashError::Busy)?;
-        let running = self
-            .running
-            .clone()
-            .acquire_owned()
-            .await
-            .map_err(|_| HashError::Busy)?;
+        let pass = self.gate.enter().await.map_err(|_| HashError::Busy)?;
         let buffers = self.buffers.clone();
         buffers.used.store(true, Ordering::Relaxed);
         let keep = self.max_concurrent;
@@ -148,8 +135,7 @@ impl Hasher {
             let mut memory = buffers.take(blocks);
             let result = work(&mut memory);
             buffers.give(memory, keep);
-            drop(running);
-            drop(admitted);
+            drop(pass);
             result
         })
         .await
@@ -430,11 +416,17 @@ mod tests {
     async fn the_queue_is_bounded_and_answers_503_beyond_it(
     ) -> Result<(), Box<dyn std::error::Error>> {
         let h = Arc::new(Hasher::new(&small())?);
-        // Occupy the one running slot and the one queue slot by holding their permits.
-        let a = h.admitted.clone().try_acquire_many_owned(2)?;
+        // Occupy the one running place, and the one queue place with a waiter.
+        let running = h.gate.enter().await.map_err(|_| "gate full")?;
+        let waiter = tokio::spawn({
+            let h = h.clone();
+            async move { h.gate.enter().await.is_ok() }
+        });
+        tokio::task::yield_now().await;
         let r = h.hash("password1".into()).await;
         assert!(matches!(r, Err(HashError::Busy)));
-        drop(a);
+        drop(running);
+        assert!(waiter.await?);
         assert!(h.hash("password1".into()).await.is_ok());
         Ok(())
     }

@@ -18,11 +18,9 @@ pub mod probe;
 pub mod sync;
 
 use std::collections::BTreeSet;
-use std::sync::Arc;
-
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::config::{DirectoryConfig, DirectoryMap, MapRole};
+use crate::gate::{Gate, Pass};
 use crate::model::UserType;
 use crate::permissions::admin_permissions;
 
@@ -143,16 +141,8 @@ impl std::error::Error for DirectoryError {}
 pub struct Directory {
     pub config: DirectoryConfig,
     client: ldap::Client,
-    /// Permits to talk to the directory now.
-    running: Arc<Semaphore>,
-    /// Permits to be running or waiting: `max_concurrent + queue_limit`.
-    admitted: Arc<Semaphore>,
-}
-
-/// A held place at the gate.
-pub struct Slot {
-    _admitted: OwnedSemaphorePermit,
-    _running: OwnedSemaphorePermit,
+    /// Directory logins at once (`max_concurrent`) and waiting (`queue_limit`).
+    gate: Gate,
 }
 
 impl Directory {
@@ -160,33 +150,14 @@ impl Directory {
     pub fn new(config: DirectoryConfig) -> Result<Directory, String> {
         let client = ldap::Client::new(&config)?;
         Ok(Directory {
-            running: Arc::new(Semaphore::new(config.max_concurrent)),
-            admitted: Arc::new(Semaphore::new(
-                config.max_concurrent.saturating_add(config.queue_limit),
-            )),
+            gate: Gate::new(config.max_concurrent, config.queue_limit),
             config,
             client,
         })
     }
 
-    /// Waits for a place among `max_concurrent`, or refuses at once when `queue_limit`
-    /// already wait: a slow or hung directory then costs 503s, not unbounded memory.
-    async fn slot(&self) -> Result<Slot, DirectoryError> {
-        let admitted = self
-            .admitted
-            .clone()
-            .try_acquire_owned()
-            .map_err(|_| DirectoryError::Busy)?;
-        let running = self
-            .running
-            .clone()
-            .acquire_owned()
-            .await
-            .map_err(|_| DirectoryError::Busy)?;
-        Ok(Slot {
-            _admitted: admitted,
-            _running: running,
-        })
+    async fn slot(&self) -> Result<Pass, DirectoryError> {
+        self.gate.enter().await.map_err(|_| DirectoryError::Busy)
     }
 
     /// Checks `login` + `password` against the directory and reads the person's entry.
