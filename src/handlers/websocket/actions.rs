@@ -322,11 +322,18 @@ impl SocketSession {
     fn list_users(&mut self, request: &Map<String, Value>) -> Outcome {
         self.admin()?;
         let query = ListQuery::parse(request)?;
+        // Filtered and sorted on views without `data` (up to 64 KiB an account); only the
+        // page is rendered whole.
         let mut users = Vec::new();
         for account in self.app.store.accounts() {
-            users.push(self.view(&account?));
+            let mut account = account?;
+            let data = account.data.take();
+            let key = self.view(&account);
+            account.data = data;
+            users.push((key, account));
         }
-        Ok(payload("users", Value::Array(query.select(users))))
+        let page = query.select(users).iter().map(|a| self.view(a)).collect();
+        Ok(payload("users", Value::Array(page)))
     }
 
     /// `user/insert`: a new `admin` (role 0) or `user` (role 1), created and audited like its

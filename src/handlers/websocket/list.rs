@@ -149,11 +149,16 @@ impl ListQuery {
         }
     }
 
-    /// The page of `users` (displayed `<DhUser>`s) the query selects, in its order.
-    pub fn select(&self, users: impl IntoIterator<Item = Value>) -> Vec<Value> {
-        let mut kept: Vec<Value> = users.into_iter().filter(|u| self.keeps(u)).collect();
-        kept.sort_by(|a, b| self.compare(a, b));
-        kept.into_iter().skip(self.skip).take(self.take).collect()
+    /// The page of `users` the query selects, in its order: each item with the displayed
+    /// `<DhUser>` fields it is filtered and sorted by.
+    pub fn select<T>(&self, users: impl IntoIterator<Item = (Value, T)>) -> Vec<T> {
+        let mut kept: Vec<(Value, T)> = users.into_iter().filter(|(u, _)| self.keeps(u)).collect();
+        kept.sort_by(|(a, _), (b, _)| self.compare(a, b));
+        kept.into_iter()
+            .skip(self.skip)
+            .take(self.take)
+            .map(|(_, item)| item)
+            .collect()
     }
 }
 
@@ -300,7 +305,7 @@ mod tests {
     #[test]
     fn select_filters_sorts_and_pages() {
         let user = |id: u64, login: &str, role: u8, status: u8, last: Option<&str>| json!({"id": id, "login": login, "role": role, "status": status, "lastLogin": last});
-        let users = vec![
+        let users = [
             user(1, "admin", 0, 0, Some("2026-01-02 00:00:00")),
             user(2, "bob", 1, 2, None),
             user(3, "alice", 1, 0, Some("2026-01-01 00:00:00")),
@@ -309,9 +314,9 @@ mod tests {
         let ids = |v: Value| {
             let q = ListQuery::parse(&obj(v)).ok();
             q.map(|q| {
-                q.select(users.clone())
-                    .iter()
-                    .filter_map(|u| u["id"].as_u64())
+                q.select(users.iter().map(|u| (u.clone(), u["id"].as_u64())))
+                    .into_iter()
+                    .flatten()
                     .collect::<Vec<_>>()
             })
         };
