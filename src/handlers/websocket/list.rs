@@ -6,6 +6,7 @@ use std::cmp::Ordering;
 
 use serde_json::{Map, Value};
 
+use super::patch::small_int;
 use super::protocol::{Failure, MSG_ROLE_INVALID, MSG_STATUS_INVALID};
 
 /// DeviceHive's default page size, and the largest one vmsd hands out (SPEC §6).
@@ -25,8 +26,8 @@ pub enum SortField {
 pub struct ListQuery {
     pub login: Option<String>,
     pub login_pattern: Option<String>,
-    pub role: Option<u64>,
-    pub status: Option<u64>,
+    pub role: Option<u8>,
+    pub status: Option<u8>,
     pub sort: SortField,
     pub descending: bool,
     pub take: usize,
@@ -72,15 +73,6 @@ impl ListQuery {
                 .map(|v| text(v).ok_or_else(|| illegal(v)))
                 .transpose()
         };
-        let bounded = |key: &str, max: u64, message: &str| -> Result<Option<u64>, Failure> {
-            given(request, key)
-                .map(|v| {
-                    whole(v)
-                        .filter(|n| *n <= max)
-                        .ok_or_else(|| Failure::new(400, message))
-                })
-                .transpose()
-        };
         let count = |key: &str| -> Result<Option<usize>, Failure> {
             given(request, key)
                 .map(|v| {
@@ -112,8 +104,8 @@ impl ListQuery {
         Ok(ListQuery {
             login: string("login")?,
             login_pattern: string("loginPattern")?,
-            role: bounded("role", 1, MSG_ROLE_INVALID)?,
-            status: bounded("status", 2, MSG_STATUS_INVALID)?,
+            role: small_int(given(request, "role"), 1, MSG_ROLE_INVALID)?,
+            status: small_int(given(request, "status"), 2, MSG_STATUS_INVALID)?,
             sort,
             descending,
             take: count("take")?.unwrap_or(DEFAULT_TAKE).min(MAX_TAKE),
@@ -126,10 +118,12 @@ impl ListQuery {
         let login = user["login"].as_str().unwrap_or_default();
         self.login.as_deref().is_none_or(|l| l == login)
             && self.login_pattern.as_deref().is_none_or(|p| like(p, login))
-            && self.role.is_none_or(|r| user["role"].as_u64() == Some(r))
+            && self
+                .role
+                .is_none_or(|r| user["role"].as_u64() == Some(u64::from(r)))
             && self
                 .status
-                .is_none_or(|s| user["status"].as_u64() == Some(s))
+                .is_none_or(|s| user["status"].as_u64() == Some(u64::from(s)))
     }
 
     fn compare(&self, a: &Value, b: &Value) -> Ordering {
